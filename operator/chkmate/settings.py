@@ -1,0 +1,81 @@
+"""Operator settings, read once at startup from the environment into kopf's memo.
+
+Nothing reads the environment at import time; :func:`from_env` is called by :mod:`chkmate.main` and the
+result travels in ``memo.settings``. Every variable is prefixed ``CHKMATE_``. Pure apart from reading the
+mapping it is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+from chkmate.api import common
+
+PREFIX = "CHKMATE_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # Which namespaces to watch; empty means cluster-wide.
+    namespaces: tuple[str, ...] = ()
+    # Retry delay after an error that may heal by itself (seconds).
+    retry_delay: float = 30.0
+    # Periodic full reconcile of every object, like Flux's interval (seconds).
+    resync_interval: float = 600.0
+    # Where bare mirrors of repositories and run workspaces live.
+    work_dir: Path = Path("/tmp/chkmate")
+    # Engine binaries.
+    terraform_binary: str = "terraform"
+    tofu_binary: str = "tofu"
+    # Plans kept per Environment before garbage collection.
+    plan_history: int = 10
+    # HTTP ports (0 disables): kopf liveness, Prometheus metrics, GitHub webhooks.
+    liveness_port: int = 8080
+    metrics_port: int = 9090
+    webhook_port: int = 0
+    # Log verbosity for kopf's own logs (debug adds per-handler detail).
+    debug: bool = False
+    # kopf peering: run a standby replica with leader election.
+    peering: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Settings from ``CHKMATE_*`` variables; unknown variables are refused, not ignored."""
+        known = {f.name.upper(): f for f in dataclasses.fields(cls)}
+        values: dict[str, object] = {}
+        for key, raw in env.items():
+            if not key.startswith(PREFIX):
+                continue
+            name = key.removeprefix(PREFIX)
+            if name not in known:
+                raise SettingsError(f"{key} is not a chkmate setting (known: {', '.join(sorted(known))})")
+            values[known[name].name] = _convert(key, known[name], raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(key: str, field: dataclasses.Field[object], raw: str) -> object:
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+    try:
+        if kind == "float":
+            return common.parse_duration(raw) if raw[-1:].isalpha() else float(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            if raw.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(f"expected true or false, got {raw!r}")
+            return raw.lower() in {"true", "1", "yes"}
+        if kind == "Path":
+            return Path(raw)
+        if kind == "tuple[str, ...]":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if kind == "str | None":
+            return raw or None
+        return raw
+    except ValueError as e:
+        raise SettingsError(f"{key}: {e}") from e

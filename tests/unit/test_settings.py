@@ -1,0 +1,41 @@
+"""Settings come from CHKMATE_* variables once, and bad values are refused with the variable named."""
+
+from pathlib import Path
+
+import pytest
+
+from chkmate import settings
+
+
+def test_defaults_without_variables() -> None:
+    assert settings.Settings.from_env({"HOME": "/root"}) == settings.Settings()
+
+
+def test_values_are_converted() -> None:
+    parsed = settings.Settings.from_env({
+        "CHKMATE_NAMESPACES": "team-a, team-b",
+        "CHKMATE_RETRY_DELAY": "2m",
+        "CHKMATE_RESYNC_INTERVAL": "15",
+        "CHKMATE_WORK_DIR": "/var/cache/chkmate",
+        "CHKMATE_PLAN_HISTORY": "3",
+        "CHKMATE_DEBUG": "true",
+        "CHKMATE_PEERING": "chkmate",
+    })
+    assert parsed.namespaces == ("team-a", "team-b")
+    assert parsed.retry_delay == 120.0 and parsed.resync_interval == 15.0
+    assert parsed.work_dir == Path("/var/cache/chkmate")
+    assert parsed.plan_history == 3 and parsed.debug is True and parsed.peering == "chkmate"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"CHKMATE_PLAN_HISTORY": "many"}, "CHKMATE_PLAN_HISTORY"),
+        ({"CHKMATE_DEBUG": "maybe"}, "expected true or false"),
+        ({"CHKMATE_RETRY_DELAY": "soon"}, "CHKMATE_RETRY_DELAY"),
+        ({"CHKMATE_NAMESPACE": "x"}, "is not a chkmate setting"),
+    ],
+)
+def test_bad_values_are_refused(env: dict[str, str], words: str) -> None:
+    with pytest.raises(settings.SettingsError, match=words):
+        settings.Settings.from_env(env)
