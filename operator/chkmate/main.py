@@ -1,7 +1,9 @@
 """The operator's entry point: ``kopf run -m chkmate.main`` or the ``chkmate-operator`` script.
 
-Importing this module registers every handler on kopf's default registry and a startup handler that
-reads the settings once into the memo. I/O: reads the environment at startup, not at import.
+Importing this module registers everything on kopf's default registry: a startup handler that reads the
+settings once into the memo, a login handler that shares kopf's credentials with our own Kubernetes
+client, and every kind's handlers. Tests call :func:`register` on a fresh registry with their own login
+and settings. I/O: reads the environment at startup, not at import.
 """
 
 from __future__ import annotations
@@ -10,38 +12,71 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
 from chkmate import controllers
 from chkmate import settings as settings_
+from chkmate.clients import kube
 from chkmate.controllers import memos
 
-
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, env: dict[str, str] | None = None) -> None:
-    """Apply our kopf settings and put our own settings into the memo (once, at startup)."""
-    ours = settings_.Settings.from_env(os.environ if env is None else env)
-    controllers.configure(settings)
-    memos.install(memo, memos.Memo(settings=ours))
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+Login = Callable[[Logger, kopf.OperatorSettings], kopf.ConnectionInfo | None]
+SettingsFactory = Callable[[], settings_.Settings]
 
 
-@kopf.on.startup(id="configure_chkmate")
-async def _startup(
-    *, settings: kopf.OperatorSettings, memo: Any, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+def default_login(logger: Logger, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
+    """In-cluster service account first, then the kubeconfig (like kopf's own default)."""
+    return kopf.login_with_service_account(logger=logger, settings=settings) or kopf.login_with_kubeconfig(
+        logger=logger, settings=settings
+    )
+
+
+def settings_from_env() -> settings_.Settings:
+    return settings_.Settings.from_env(os.environ)
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    *,
+    login: Login = default_login,
+    settings: SettingsFactory = settings_from_env,
 ) -> None:
-    configure(settings, memo)
-    logger.info("chkmate operator configured.")
+    """Put the whole operator on ``registry``."""
+
+    async def configure_chkmate(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger, **_: Any) -> None:
+        controllers.configure(settings)
+        memos.ensure(memo, settings_factory)
+        logger.info("The chkmate operator is configured.")
+
+    async def login_chkmate(
+        *, settings: kopf.OperatorSettings, memo: Any, logger: Logger, **_: Any
+    ) -> kopf.ConnectionInfo | None:
+        info = login(logger, settings)
+        if info is not None:
+            await memos.ensure(memo, settings_factory).connect(kube.KubeClient(info))
+        return info
+
+    async def close_chkmate(*, memo: Any, **_: Any) -> None:
+        await memos.ensure(memo, settings_factory).close()
+
+    settings_factory = settings
+    kopf.on.startup(id="configure_chkmate", registry=registry)(configure_chkmate)
+    kopf.on.login(id="login_chkmate", registry=registry)(login_chkmate)
+    kopf.on.cleanup(id="close_chkmate", registry=registry)(close_chkmate)
+    controllers.register_all(registry)
 
 
-controllers.register_all(kopf.get_default_registry())
+register(kopf.get_default_registry())
 
 
 def run() -> None:
     """Console script: run the operator in the namespaces from CHKMATE_NAMESPACES (else cluster-wide)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        ours = settings_.Settings.from_env(os.environ)
+        ours = settings_from_env()
     except settings_.SettingsError as e:
         sys.exit(f"chkmate-operator: {e}")
     namespaces = list(ours.namespaces)

@@ -1,31 +1,55 @@
 """The operator-wide values handlers share, kept in kopf's memo: settings and long-lived clients.
 
-Built once at startup (:func:`chkmate.main.configure`); handlers read it through :func:`of`. No I/O.
+Built once at startup (:func:`chkmate.main.register`'s startup handler); handlers read it through
+:func:`of`. Opening and closing clients is the only I/O here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-
-import kopf
+from collections.abc import Callable
+from typing import Any
 
 from chkmate import settings as settings_
+from chkmate.clients import kube as kube_
+
+MEMO_KEY = "chkmate"
 
 
 @dataclasses.dataclass
 class Memo:
     settings: settings_.Settings
+    _kube: kube_.KubeClient | None = None
+
+    @property
+    def kube(self) -> kube_.KubeClient:
+        if self._kube is None:
+            raise RuntimeError("The Kubernetes client is not connected yet (kopf has not logged in).")
+        return self._kube
+
+    async def connect(self, client: kube_.KubeClient) -> None:
+        """Use ``client`` from now on (after a login or a re-login), closing the previous one."""
+        await client.__aenter__()
+        previous, self._kube = self._kube, client
+        if previous is not None:
+            await previous.close()
+
+    async def close(self) -> None:
+        if self._kube is not None:
+            await self._kube.close()
+            self._kube = None
 
 
-MEMO_KEY = "chkmate"
-
-
-def install(memo: kopf.Memo, value: Memo) -> None:
-    memo[MEMO_KEY] = value
-
-
-def of(memo: kopf.Memo) -> Memo:
+def ensure(memo: Any, settings: Callable[[], settings_.Settings]) -> Memo:
+    """Our memo, created on first use with the settings read once (login may run before startup)."""
     value = memo.get(MEMO_KEY)
     if not isinstance(value, Memo):
-        raise RuntimeError("The operator memo was not set up: chkmate.main.configure() must run at startup.")
+        value = memo[MEMO_KEY] = Memo(settings=settings())
+    return value
+
+
+def of(memo: Any) -> Memo:
+    value = memo.get(MEMO_KEY)
+    if not isinstance(value, Memo):
+        raise RuntimeError("The operator memo was not set up: chkmate.main.register()'s startup must run first.")
     return value
