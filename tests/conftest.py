@@ -4,6 +4,8 @@ import asyncio
 
 import pytest
 
+from tests.fixtures import git_server, github  # noqa: F401  (fixtures shared by every tier)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_implicit_event_loop() -> None:

@@ -6,6 +6,8 @@ tests), and :func:`configure` applies our kopf settings. No I/O at import.
 
 from __future__ import annotations
 
+import logging
+
 import kopf
 
 from chkmate import GROUP
@@ -21,6 +23,9 @@ from chkmate.controllers import (
 
 KIND_MODULES = (connections, repositories, templates, links, environments, plans)
 FINALIZER = f"{GROUP}/finalizer"
+# kopf leaves out of its diffs every annotation under the prefix it keeps its own state in: a prefix of our
+# own, so that user-facing annotations under chkmate.dev/ (requestedAt, approve, rollbackTo) trigger handlers.
+STATE_PREFIX = f"state.{GROUP}"
 
 
 def register_all(registry: kopf.OperatorRegistry) -> None:
@@ -32,10 +37,8 @@ def register_all(registry: kopf.OperatorRegistry) -> None:
 def configure(settings: kopf.OperatorSettings) -> None:
     """Our kopf settings: state and finalizers under chkmate.dev, never in the schema-validated status."""
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STATE_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=STATE_PREFIX, key="last-handled-configuration"
     )
-    settings.posting.level = 20  # logging.INFO: Events for info and above
-    settings.watching.server_timeout = 300
-    settings.networking.request_timeout = 60
+    settings.posting.level = logging.INFO  # kopf.info/warn from handlers become Events

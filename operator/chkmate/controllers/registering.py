@@ -19,8 +19,15 @@ def reconcile_on_changes(
 ) -> None:
     """Run ``reconciler`` when an object appears, changes (spec, labels, annotations) or the operator resumes."""
     resource = (GROUP, VERSION, reconciler.info.plural)
+
+    # kopf runs a handler on its event loop only if it is a coroutine function; a callable object with an
+    # async __call__ would be sent to a thread pool.
+    async def handler(**kwargs: Any) -> None:
+        await reconciler(**kwargs)
+
+    handler.__name__ = handler.__qualname__ = handler_id
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
-        decorator(*resource, id=handler_id, registry=registry)(reconciler)
+        decorator(*resource, id=handler_id, registry=registry)(handler)
 
 
 def all_index_names() -> tuple[str, ...]:

@@ -1,0 +1,282 @@
+"""git over HTTPS: one bare mirror per repository, ls-remote, fetch, read trees, build commits, push.
+
+Every network operation is an ``asyncio`` subprocess of the real ``git`` with a deadline, so the event
+loop never blocks and a hung server cannot hang the operator. Reading objects uses GitPython's persistent
+``cat-file --batch`` process (one process for a whole tree, not one per file). Commits are built without a
+checkout, with a temporary index. Pushes are never forced: a rejected push raises :class:`NonFastForward`.
+
+Tokens reach git only through a credential helper reading ``$GIT_TOKEN`` from the child's environment
+(FACTS.md): never in URLs, argv, the repo config or error messages. I/O: subprocesses and the work dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+
+import git as gitpython
+
+from chkmate import errors
+from chkmate.api import conditions
+
+ZERO_SHA = "0" * 40
+CREDENTIAL_HELPER = "!f() { echo username=x-access-token; echo \"password=$GIT_TOKEN\"; }; f"
+DEFAULT_TIMEOUT = 120.0
+
+TokenProvider = Callable[[], Awaitable[str]]
+
+
+class GitError(errors.TransientError):
+    """A git command failed; retrying may help (network, server)."""
+
+
+class AuthenticationFailed(GitError):
+    reason = conditions.Reasons.UNAUTHORIZED
+
+
+class RepositoryNotFound(GitError):
+    reason = conditions.Reasons.REPOSITORY_NOT_FOUND
+
+
+class NonFastForward(GitError):
+    """The branch moved on the remote since we fetched: refetch and decide again; never force."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Remote:
+    """A repository to talk to: its HTTPS URL and how to get a token for it (None: anonymous)."""
+
+    url: str
+    token: TokenProvider | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Author:
+    name: str
+    email: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """What a commit does under the repository root: files written and paths removed."""
+
+    write: Mapping[str, bytes]
+    delete: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not self.write and not self.delete
+
+
+class Mirrors:
+    """Bare mirrors of remote repositories under ``root``, one per URL, each behind its own lock."""
+
+    def __init__(self, root: Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.root = root
+        self.timeout = timeout
+        self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self.operations: collections.Counter[str] = collections.Counter()  # for metrics and benchmarks
+
+    def path(self, remote: Remote) -> Path:
+        return self.root / (hashlib.sha256(remote.url.encode()).hexdigest()[:24] + ".git")
+
+    def lock(self, remote: Remote) -> asyncio.Lock:
+        return self._locks[remote.url]
+
+    async def ls_remote(self, remote: Remote) -> dict[str, str]:
+        """``{ref: sha}`` of the remote's branches and tags: one round trip, no objects transferred."""
+        out = await self._git(remote, "ls-remote", "--heads", "--tags", remote.url, cwd=None, op="ls-remote")
+        refs: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref and not ref.endswith("^{}"):
+                refs[ref] = sha
+        return refs
+
+    async def fetch(self, remote: Remote, branches: Iterable[str] = ()) -> Path:
+        """Bring the mirror up to date (only ``branches`` when given); returns its path."""
+        mirror = await self._ensure(remote)
+        wanted = list(branches)
+        refspecs = [f"+refs/heads/{b}:refs/heads/{b}" for b in wanted] or ["+refs/heads/*:refs/heads/*"]
+        await self._git(remote, "fetch", "--prune", "--no-tags", remote.url, *refspecs, cwd=mirror, op="fetch")
+        return mirror
+
+    def head(self, remote: Remote, branch: str) -> str | None:
+        """The mirror's commit for ``branch`` (as of the last fetch), or None."""
+        repo = gitpython.Repo(self.path(remote))
+        try:
+            return str(repo.commit(f"refs/heads/{branch}").hexsha)
+        except (gitpython.BadName, ValueError):
+            return None
+        finally:
+            repo.close()
+
+    def read_tree(self, remote: Remote, commit: str, path: str = ".") -> dict[str, bytes] | None:
+        """Files under ``path`` at ``commit``, keyed relative to ``path``; None if ``path`` is absent.
+
+        A file ``path`` gives ``{basename: content}``.
+        """
+        repo = gitpython.Repo(self.path(remote))
+        try:
+            tree = repo.commit(commit).tree
+            if path not in {".", ""}:
+                try:
+                    item = tree / path.strip("/")
+                except KeyError:
+                    return None
+                if isinstance(item, gitpython.Blob):
+                    return {posix_basename(path): item.data_stream.read()}
+                tree = item
+            return {
+                str(blob.path)[len(str(tree.path)) + 1 if tree.path else 0:]: blob.data_stream.read()
+                for blob in tree.traverse()
+                if isinstance(blob, gitpython.Blob)
+            }
+        finally:
+            repo.close()
+
+    def commit_message(self, remote: Remote, commit: str) -> str:
+        repo = gitpython.Repo(self.path(remote))
+        try:
+            message = repo.commit(commit).message
+            return message if isinstance(message, str) else message.decode()
+        finally:
+            repo.close()
+
+    def is_ancestor(self, remote: Remote, ancestor: str, descendant: str) -> bool:
+        repo = gitpython.Repo(self.path(remote))
+        try:
+            return bool(repo.is_ancestor(repo.commit(ancestor), repo.commit(descendant)))
+        except (gitpython.GitCommandError, gitpython.BadName, ValueError):
+            return False
+        finally:
+            repo.close()
+
+    async def commit(
+        self, remote: Remote, *, parent: str | None, change: Change, message: str, author: Author
+    ) -> str:
+        """A new commit on top of ``parent`` (None: a root commit) applying ``change``; nothing is pushed."""
+        mirror = await self._ensure(remote)
+        with tempfile.TemporaryDirectory(prefix="chkmate-index-") as scratch:
+            env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            if parent is not None:
+                await self._local(mirror, "read-tree", parent, env=env)
+            else:
+                await self._local(mirror, "read-tree", "--empty", env=env)
+            index_lines = []
+            for path, content in sorted(change.write.items()):
+                sha = (await self._local(mirror, "hash-object", "-w", "--stdin", stdin=content)).strip()
+                index_lines.append(f"100644 {sha}\t{path}")
+            for path in sorted(change.delete):
+                index_lines.append(f"0 {ZERO_SHA}\t{path}")
+            if index_lines:
+                await self._local(mirror, "update-index", "--index-info", env=env,
+                                  stdin=("\n".join(index_lines) + "\n").encode())
+            tree = (await self._local(mirror, "write-tree", env=env)).strip()
+        identity = {
+            "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
+            "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email,
+        }
+        args = ["commit-tree", tree, *(["-p", parent] if parent else [])]
+        return (await self._local(mirror, *args, env=identity, stdin=message.encode())).strip()
+
+    def tree_of(self, remote: Remote, commit: str) -> str:
+        repo = gitpython.Repo(self.path(remote))
+        try:
+            return str(repo.commit(commit).tree.hexsha)
+        finally:
+            repo.close()
+
+    async def push(self, remote: Remote, commit: str, branch: str) -> None:
+        """Push ``commit`` to ``branch``; :class:`NonFastForward` when the branch moved on. Never forced."""
+        mirror = await self._ensure(remote)
+        await self._git(remote, "push", "--porcelain", remote.url, f"{commit}:refs/heads/{branch}", cwd=mirror,
+                        op="push")
+        await self._local(mirror, "update-ref", f"refs/heads/{branch}", commit)
+
+    async def _ensure(self, remote: Remote) -> Path:
+        mirror = self.path(remote)
+        if not (mirror / "HEAD").exists():
+            mirror.parent.mkdir(parents=True, exist_ok=True)
+            await self._local(None, "init", "--bare", "--quiet", str(mirror))
+        return mirror
+
+    async def _local(
+        self, cwd: Path | None, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
+    ) -> str:
+        return await _run(["git", *args], cwd=cwd, env=_environment(env), stdin=stdin, timeout=self.timeout,
+                          secret=None)
+
+    async def _git(self, remote: Remote, *args: str, cwd: Path | None, op: str) -> str:
+        """A network git command authenticated with the remote's token through the credential helper."""
+        token = await remote.token() if remote.token is not None else None
+        env = {"GIT_TOKEN": token} if token else {}
+        self.operations[op] += 1
+        command = ["git", "-c", "credential.helper=", "-c", f"credential.helper={CREDENTIAL_HELPER}", *args]
+        return await _run(command, cwd=cwd, env=_environment(env), stdin=None, timeout=self.timeout, secret=token)
+
+
+def posix_basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "LC_ALL": "C",
+    }
+    env.update(extra or {})
+    return env
+
+
+async def _run(
+    command: list[str], *, cwd: Path | None, env: Mapping[str, str], stdin: bytes | None, timeout: float,
+    secret: str | None,
+) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=cwd, env=dict(env),
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise GitError(f"git {_verb(command)} timed out after {timeout:.0f}s") from None
+    if process.returncode != 0:
+        raise _error(command, process.returncode or 1, _redact(err.decode(errors="replace"), secret),
+                     _redact(out.decode(errors="replace"), secret))
+    return out.decode(errors="replace")
+
+
+def _verb(command: list[str]) -> str:
+    return next((arg for arg in command[1:] if not arg.startswith("-") and "=" not in arg), "?")
+
+
+def _error(command: list[str], code: int, stderr: str, stdout: str) -> GitError:
+    verb = _verb(command)
+    text = (stderr.strip() or stdout.strip()).splitlines()
+    detail = text[-1] if text else f"exit status {code}"
+    if verb == "push" and ("[rejected]" in stdout or "[rejected]" in stderr or "non-fast-forward" in stderr):
+        return NonFastForward(f"git push was rejected: the branch moved on the remote ({detail})")
+    if re.search(r"Authentication failed|could not read Username|401|403", stderr):
+        return AuthenticationFailed(f"git {verb}: authentication failed ({detail})", retryable=False)
+    if re.search(r"not found|404|does not appear to be a git repository", stderr, re.IGNORECASE):
+        return RepositoryNotFound(f"git {verb}: repository not found ({detail})")
+    return GitError(f"git {verb} failed: {detail}")
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
