@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from tests.fixtures import git_server, github  # noqa: F401  (fixtures shared by every tier)
+from tests.fixtures import git_server, github, github_app, rsa_private_key  # noqa: F401  (fixtures shared by every tier)
 
 
 @pytest.fixture(scope="session", autouse=True)

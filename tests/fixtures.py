@@ -6,10 +6,13 @@ exactly the tokens the GitHub double issued (installation tokens and personal to
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.harness import github_api, gitserver
 
@@ -33,3 +36,27 @@ def git_server(github: github_api.GitHubDouble) -> Iterator[gitserver.GitServer]
     with server:
         github.web_url = f"http://127.0.0.1:{server.port}"
         yield server
+
+
+@dataclasses.dataclass(frozen=True)
+class App:
+    """A GitHub App registered on the double, with its real RSA private key and an installation on acme."""
+
+    app_id: int
+    installation_id: int
+    private_key: str
+
+
+@pytest.fixture(scope="session")
+def rsa_private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.fixture
+def github_app(github: github_api.GitHubDouble, rsa_private_key: str) -> App:
+    github.add_app(4242, rsa_private_key, slug="chkmate")
+    installation_id = github.add_installation(4242, "acme")
+    return App(4242, installation_id, rsa_private_key)

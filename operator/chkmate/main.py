@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +87,8 @@ def run() -> None:
             namespaces=namespaces,
             standalone=ours.peering is None,
             peering_name=ours.peering,
+            # kopf pauses every peer when priorities tie: a random one makes one replica active, the rest standby.
+            priority=random.SystemRandom().randint(1, 2**31 - 1) if ours.peering else 0,
             liveness_endpoint=f"http://0.0.0.0:{ours.liveness_port}/healthz" if ours.liveness_port else None,
         )
     )

@@ -28,6 +28,14 @@ class Settings:
     retry_delay: float = 30.0
     # Periodic full reconcile of every object, like Flux's interval (seconds).
     resync_interval: float = 600.0
+    # How often connections re-check GitHub (token expiry, installation, rate limit), in seconds.
+    connection_check_interval: float = 300.0
+    # Deadline of one GitHub API call and of one git network operation (seconds).
+    github_timeout: float = 30.0
+    git_timeout: float = 120.0
+    # Author of the commits the operator makes (a link's spec.author overrides it).
+    commit_author_name: str = "chkmate"
+    commit_author_email: str = "chkmate@users.noreply.github.com"
     # Where bare mirrors of repositories and run workspaces live.
     work_dir: Path = Path("/tmp/chkmate")
     # Engine binaries.

@@ -168,6 +168,12 @@ class GitHubDouble:
                 created_at=github_api_state.now(),
             )
 
+    def rotate_app_key(self, app_id: int, public_key_pem: str | bytes) -> None:
+        """The App's key was replaced on GitHub: JWTs now verify with this key only."""
+        key = _rsa_public_key(public_key_pem)
+        with self._store.lock:
+            self._store.apps[app_id].public_key = key
+
     def add_installation(
         self,
         app_id: int,
@@ -308,6 +314,16 @@ class GitHubDouble:
                     token.expires_at = now - 1
 
     # Introspection
+
+    def issued_tokens(self) -> list[str]:
+        """Every installation token issued so far (tests grep logs and objects for them)."""
+        with self._store.lock:
+            return [value for value, token in self._store.tokens.items() if token.installation_id is not None]
+
+    def has_repo(self, full_name: str) -> bool:
+        owner, _, name = full_name.partition("/")
+        with self._store.lock:
+            return self._store.repo(owner, name) is not None
 
     @property
     def requests(self) -> list[RequestRecord]:

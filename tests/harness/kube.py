@@ -115,6 +115,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
     _resource_version: int = attrs.field(default=0, init=False)
     _written: dict[kmock.Request, Response] = attrs.field(factory=dict, init=False)
     _events: dict[kmock.resource, list[Body]] = attrs.field(factory=lambda: collections.defaultdict(list), init=False)
+    _watchers: set["asyncio.Task[Any]"] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -160,13 +161,27 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         finally:
             del self._written[request]
 
+    async def close_watches(self) -> None:
+        """End the server side of every watch stream.
+
+        aiohttp does not cancel a handler when its client goes away, so a watch of a stopped
+        operator would hold the server's shutdown for its full grace period (5 s).
+        """
+        watchers = list(self._watchers)
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+
     def _serve_written(self, request: kmock.Request) -> Response:
         return self._written[request]
+
+    # Every answer of these fallbacks carries its status: kmock 0.8 copies the status of a returned
+    # Response into its shared fallback reaction, so a bare dict after a 404 would be served as a 404.
 
     async def _serve_fetch(self, request: kmock.Request) -> kmock.Payload:
         async with self._lock:
             try:
-                return self._live_object(_object_key(request))
+                return Response(status=200, payload=self._live_object(_object_key(request)))
             except ApiRefusal as refusal:
                 return _as_response(refusal)
 
@@ -176,7 +191,8 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             return _as_response(_route_not_found())
         async with self._lock:
             items = [obj.raw for key, obj in self.objects.items() if _is_selected(request, key) and not obj.deleted]
-            return {"metadata": {"resourceVersion": str(self._resource_version)}, "items": items}
+            return Response(status=200, payload={"metadata": {"resourceVersion": str(self._resource_version)},
+                                                 "items": items})
 
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[kmock.Payload]:
         """A watch as the real server streams it: from its resourceVersion on, or all objects first.
@@ -186,6 +202,10 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         the events only after the replay, losing the writes in between.
         """
         assert request.resource is not None  # only routed for resources; for type checkers
+        task = asyncio.current_task()
+        if task is not None:
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
         yield b""  # send the headers now: the stream may stay silent for long
         bus = self._buses[request.resource]
         async with self._lock:
@@ -694,7 +714,22 @@ async def _operate(**kwargs: Any) -> None:
     """
     preexisting = frozenset(asyncio.all_tasks())
     tasks = await kopf.spawn_tasks(**kwargs)
-    await kopf.run_tasks(tasks, ignored=_ForeignTasks(preexisting))
+    try:
+        await kopf.run_tasks(tasks, ignored=_ForeignTasks(preexisting))
+    finally:
+        await _stop_daemons(preexisting)
+
+
+async def _stop_daemons(preexisting: frozenset["asyncio.Task[Any]"]) -> None:
+    """Cancel the daemons kopf 1.45 sometimes leaves running at exit (it would wait 5 s for them)."""
+    leftovers = [task for task in asyncio.all_tasks() if task not in preexisting and _is_daemon(task)]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+def _is_daemon(task: "asyncio.Task[Any]") -> bool:
+    return task.get_name().startswith(("runner of ", "time-limited waiting for the daemon stopper"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -707,7 +742,8 @@ class _ForeignTasks(Collection["asyncio.Task[Any]"]):
     preexisting: frozenset["asyncio.Task[Any]"]
 
     def __contains__(self, task: object) -> bool:
-        return task in self.preexisting or (isinstance(task, asyncio.Task) and not _is_operators(task))
+        return task in self.preexisting or (
+            isinstance(task, asyncio.Task) and (not _is_operators(task) or _is_daemon(task)))
 
     def __iter__(self) -> Iterator["asyncio.Task[Any]"]:
         return iter(self.preexisting)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -74,6 +75,17 @@ class Cluster:
             found = await self.get(kind, name)
             raise AssertionError(f"{kind}/{name} never got {type_}={status}/{reason}: {found}") from None
 
+    async def secret(self, name: str, data: dict[str, str]) -> None:
+        """Create or replace a Secret (stringData is what users write; the API server stores data)."""
+        body = {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE},
+            "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+        }
+        if await self.client.get(kube_client.SECRETS, NAMESPACE, name) is None:
+            await self.client.create(kube_client.SECRETS, NAMESPACE, body)
+        else:
+            await self.client.patch(kube_client.SECRETS, NAMESPACE, name, {"data": body["data"]})
+
     async def events(self, name: str) -> list[dict[str, Any]]:
         found = await self.client.list(kube_client.Resource("", "v1", "events"), NAMESPACE)
         return [e for e in found if e.get("involvedObject", {}).get("name") == name]
@@ -84,12 +96,16 @@ async def cluster(kmock: kube.StrictKubernetesEmulator) -> AsyncIterator[Cluster
     kube.load_crds(kmock, CRDS)
     async with kube_client.KubeClient(kopf.ConnectionInfo(server=str(kmock.url))) as client:
         yield Cluster(kmock, client)
+    await kmock.close_watches()
 
 
 @pytest.fixture
-def operator_settings() -> settings_.Settings:
+def operator_settings(tmp_path: Path) -> settings_.Settings:
     """Fast retries for tests; override in a test module to change more."""
-    return settings_.Settings(retry_delay=0.3, liveness_port=0, metrics_port=0, namespaces=(NAMESPACE,))
+    return settings_.Settings(
+        retry_delay=0.3, liveness_port=0, metrics_port=0, namespaces=(NAMESPACE,), work_dir=tmp_path / "work",
+        github_timeout=5, git_timeout=30,
+    )
 
 
 @pytest.fixture

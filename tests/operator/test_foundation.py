@@ -43,19 +43,22 @@ async def _versions(cluster: Cluster, count: int) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("kind", "name", "reason"),
+    ("kind", "name", "status", "reason"),
     [
-        ("GitHubConnection", "acme", "Progressing"),
-        ("GitHubRepository", "infra-live", "Progressing"),
-        ("TemplateRepoLink", "network", "Progressing"),
-        ("Environment", "production", "Progressing"),
-        ("Plan", "production-manual-1", "Progressing"),
+        ("GitHubConnection", "acme", "False", "SecretNotFound"),  # the example's Secret is not applied
+        ("GitHubRepository", "infra-live", "False", "DependencyNotReady"),  # so its connection is not Ready
+        ("Template", "network", "True", "Succeeded"),
+        ("TemplateRepoLink", "network", "Unknown", "Progressing"),
+        ("Environment", "production", "Unknown", "Progressing"),
+        ("Plan", "production-manual-1", "Unknown", "Progressing"),
     ],
 )
-async def test_every_example_gets_its_conditions(chkmate: Cluster, kind: str, name: str, reason: str) -> None:
+async def test_every_example_gets_its_conditions(
+    chkmate: Cluster, kind: str, name: str, status: str, reason: str
+) -> None:
     for manifest in ("githubconnection", "githubrepository", "template", "templaterepolink", "environment", "plan"):
         await chkmate.apply(example(manifest))
-    obj = await chkmate.wait_condition(kind, name, "Ready", "Unknown", reason)
+    obj = await chkmate.wait_condition(kind, name, "Ready", status, reason)
     assert obj["status"]["observedGeneration"] == 1
     assert all(c["observedGeneration"] == 1 for c in obj["status"]["conditions"])
 
@@ -115,7 +118,7 @@ async def test_missing_dependency_is_reported_then_resolved(chkmate: Cluster) ->
     ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
     assert "spec.connectionRef: GitHubConnection 'acme' does not exist" in ready["message"]
     await chkmate.apply(example("githubconnection"))
-    await chkmate.wait_condition("GitHubRepository", "infra-live", "Ready", "Unknown", "Progressing")
+    await chkmate.wait_condition("GitHubRepository", "infra-live", "Ready", "False", "DependencyNotReady")
 
 
 async def test_requested_at_is_echoed_and_transition_time_kept(chkmate: Cluster) -> None:

@@ -545,3 +545,13 @@ async def test_run_operator_applies_the_settings_hook(
 
 def test_kmock_fixture_is_the_strict_emulator(kmock: object) -> None:
     assert isinstance(kmock, kube.StrictKubernetesEmulator)
+
+
+async def test_a_404_does_not_stick_to_later_answers(emulator: kube.StrictKubernetesEmulator) -> None:
+    assert (await call(emulator, "GET", f"{WIDGETS}/w1"))[0] == 404
+    assert (await call(emulator, "GET", f"/apis/{GROUP}/v1/namespaces/default/nothings"))[0] == 404
+    assert (await create(emulator, widget()))[0] == 201
+    status, body = await call(emulator, "GET", f"{WIDGETS}/w1")
+    assert status == 200 and body["metadata"]["name"] == "w1"
+    status, body = await call(emulator, "GET", WIDGETS)
+    assert status == 200 and [item["metadata"]["name"] for item in body["items"]] == ["w1"]

@@ -67,6 +67,8 @@ class Reasons:
     RATE_LIMITED = "RateLimited"
     GITHUB_UNAVAILABLE = "GitHubUnavailable"
     REPOSITORY_NOT_FOUND = "RepositoryNotFound"
+    REPOSITORY_NOT_ALLOWED = "RepositoryNotAllowed"
+    DELETION_FAILED = "DeletionFailed"
     # Templates and sync.
     INVALID_HCL = "InvalidHCL"
     TOO_LARGE = "TooLarge"

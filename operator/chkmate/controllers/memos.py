@@ -6,11 +6,13 @@ Built once at startup (:func:`chkmate.main.register`'s startup handler); handler
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from chkmate import settings as settings_
+from chkmate.clients import connections, git
 from chkmate.clients import kube as kube_
 
 MEMO_KEY = "chkmate"
@@ -19,7 +21,21 @@ MEMO_KEY = "chkmate"
 @dataclasses.dataclass
 class Memo:
     settings: settings_.Settings
+    github: connections.GitHubConnections = dataclasses.field(init=False)
+    mirrors: git.Mirrors = dataclasses.field(init=False)
     _kube: kube_.KubeClient | None = None
+    _locks: dict[str, asyncio.Lock] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.github = connections.GitHubConnections(timeout=self.settings.github_timeout)
+        self.mirrors = git.Mirrors(self.settings.work_dir / "mirrors", timeout=self.settings.git_timeout)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        """One lock per object: its handlers and its periodic resync never reconcile it at the same time."""
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    def forget(self, uid: str) -> None:
+        self._locks.pop(uid, None)
 
     @property
     def kube(self) -> kube_.KubeClient:

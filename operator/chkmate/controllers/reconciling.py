@@ -96,6 +96,20 @@ class Reconciler(Generic[SpecT, StatusT]):
         memo: kopf.Memo,
         **kwargs: Any,
     ) -> None:
+        """Reconcile one object; one at a time per object (handlers and the periodic resync share a lock)."""
+        async with memos.of(memo).lock(meta.uid or f"{meta.namespace}/{meta.name}"):
+            await self._reconcile(body=body, meta=meta, patch=patch, logger=logger, memo=memo, **kwargs)
+
+    async def _reconcile(
+        self,
+        *,
+        body: kopf.Body,
+        meta: kopf.Meta,
+        patch: kopf.Patch,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        memo: kopf.Memo,
+        **kwargs: Any,
+    ) -> None:
         now = datetime.datetime.now(datetime.UTC)
         generation = meta.get("generation")
         previous = load_status(self.status_model, body.get("status"))

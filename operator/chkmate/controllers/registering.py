@@ -1,17 +1,21 @@
-"""Registers a kind's reconcile handler with kopf: on create, update and resume, under one stable id.
+"""Registers a kind's reconcile with kopf: on create, update and resume, and periodically.
 
 Handler ids are persisted in objects' annotations: rename only with an explicit id. No I/O.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import random
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
 from chkmate import GROUP, VERSION
-from chkmate.api import kinds
-from chkmate.controllers import indexing, reconciling
+from chkmate.clients import kube
+from chkmate.controllers import memos, reconciling
 
 
 def reconcile_on_changes(
@@ -30,5 +34,40 @@ def reconcile_on_changes(
         decorator(*resource, id=handler_id, registry=registry)(handler)
 
 
-def all_index_names() -> tuple[str, ...]:
-    return tuple(indexing.index_name(info) for info in kinds.KINDS)
+def resync_periodically(
+    registry: kopf.OperatorRegistry,
+    reconciler: reconciling.Reconciler[Any, Any],
+    *,
+    handler_id: str,
+    interval: Callable[[memos.Memo], float],
+) -> None:
+    """Reconcile every object again every ``interval`` seconds (±10 % jitter), as Flux's ``interval`` does.
+
+    A kopf daemon per object runs the same reconciler as the change handlers and writes the status
+    itself (daemons get no patch applied for them). Errors are already recorded in the status by the
+    reconciler; the daemon just waits for its next turn.
+    """
+    plural = reconciler.info.plural
+
+    async def daemon(
+        *, stopped: kopf.DaemonStopped, body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo,
+        logger: logging.Logger | logging.LoggerAdapter[Any], **kwargs: Any,
+    ) -> None:
+        ours = memos.of(memo)
+        while not stopped:
+            await stopped.wait(interval(ours) * random.uniform(0.9, 1.1))
+            if stopped or meta.get("deletionTimestamp"):
+                return
+            patch = kopf.Patch()
+            # Failures are recorded in the conditions by the reconciler; the next turn tries again.
+            with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
+                await reconciler(body=body, meta=meta, patch=patch, logger=logger, memo=memo, **kwargs)
+            if patch.status and meta.name and meta.namespace:
+                await ours.kube.patch(kube.ours(plural), meta.namespace, meta.name, {"status": dict(patch.status)},
+                                      status=True)
+
+    daemon.__name__ = daemon.__qualname__ = handler_id
+    # No cancellation timeout: the daemon exits as soon as it is asked to (or when its current reconcile,
+    # bounded by the clients' own deadlines, ends). With a timeout, kopf 1.45 keeps a waiter task alive
+    # for the whole timeout even after the daemon exited, which holds the operator's shutdown.
+    kopf.daemon(GROUP, VERSION, plural, id=handler_id, registry=registry, cancellation_timeout=None)(daemon)

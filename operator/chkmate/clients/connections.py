@@ -1,0 +1,70 @@
+"""GitHub clients per GitHubConnection, built from the Secrets the connection names.
+
+Each call reads the Secret(s) again (one GET), so a rotated key or token is used from the next reconcile
+on, without a restart; a client is reused while its configuration's fingerprint is unchanged, which keeps
+its token cache and ETag cache warm. I/O: reads Secrets through the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from chkmate import errors
+from chkmate.api import connections
+from chkmate.api.conditions import Reasons
+from chkmate.clients import github, kube
+
+Key = tuple[str, str]
+
+
+class SecretNotFound(errors.ChkmateError):
+    reason = Reasons.SECRET_NOT_FOUND
+    retryable = True
+
+
+@dataclasses.dataclass
+class GitHubConnections:
+    """The operator-wide registry of GitHub clients, keyed by connection (namespace, name)."""
+
+    timeout: float = github.DEFAULT_TIMEOUT
+    _clients: dict[Key, github.GitHubClient] = dataclasses.field(default_factory=dict)
+
+    async def client(
+        self, kube_client: kube.KubeClient, namespace: str, name: str, spec: connections.GitHubConnectionSpec
+    ) -> github.GitHubClient:
+        auth = await read_auth(kube_client, namespace, spec)
+        current = self._clients.get((namespace, name))
+        if current is not None and current.fingerprint == github.fingerprint(spec.api_url, auth):
+            return current
+        client = github.GitHubClient(spec.api_url, auth, timeout=self.timeout)
+        self._clients[(namespace, name)] = client
+        return client
+
+    def cached(self, namespace: str, name: str) -> github.GitHubClient | None:
+        return self._clients.get((namespace, name))
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._clients.pop((namespace, name), None)
+
+    def all(self) -> dict[Key, github.GitHubClient]:
+        return dict(self._clients)
+
+
+async def read_auth(
+    kube_client: kube.KubeClient, namespace: str, spec: connections.GitHubConnectionSpec
+) -> github.Auth:
+    if spec.private_key_secret_ref is not None:
+        ref = spec.private_key_secret_ref
+        assert spec.app_id is not None and spec.installation_id is not None  # the model guarantees it
+        key = await _secret(kube_client, namespace, ref.name, ref.key, "spec.privateKeySecretRef")
+        return github.AppAuth(spec.app_id, spec.installation_id, key)
+    assert spec.token_secret_ref is not None  # the model guarantees exactly one
+    ref = spec.token_secret_ref
+    return github.TokenAuth((await _secret(kube_client, namespace, ref.name, ref.key, "spec.tokenSecretRef")).strip())
+
+
+async def _secret(kube_client: kube.KubeClient, namespace: str, name: str, key: str, field: str) -> str:
+    value = await kube_client.read_secret_key(namespace, name, key)
+    if not value:
+        raise SecretNotFound(f"{field}: Secret {name!r} has no key {key!r} (or does not exist) in {namespace!r}.")
+    return value
