@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -14,12 +16,33 @@ from tests.fixtures import TOKEN, App
 from tests.harness import github_api
 
 
-def app_client(github: github_api.GitHubDouble, app: App) -> gh.GitHubClient:
-    return gh.GitHubClient(github.url, gh.AppAuth(app.app_id, app.installation_id, app.private_key), timeout=5)
+Clients = Callable[..., gh.GitHubClient]
 
 
-async def test_app_auth_end_to_end(github: github_api.GitHubDouble, github_app: App) -> None:
-    client = app_client(github, github_app)
+@pytest.fixture
+async def clients() -> AsyncIterator[Clients]:
+    """Makes GitHub clients and closes their connection pools after the test."""
+    made: list[gh.GitHubClient] = []
+
+    def make(*args: Any, **kwargs: Any) -> gh.GitHubClient:
+        made.append(gh.GitHubClient(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+@pytest.fixture
+def app_client(github: github_api.GitHubDouble, github_app: App, clients: Clients) -> Callable[[], gh.GitHubClient]:
+    auth = gh.AppAuth(github_app.app_id, github_app.installation_id, github_app.private_key)
+    return lambda: clients(github.url, auth, timeout=5)
+
+
+async def test_app_auth_end_to_end(
+    github: github_api.GitHubDouble, github_app: App, app_client: Callable[[], gh.GitHubClient]
+) -> None:
+    client = app_client()
     installation = await client.installation()
     assert installation.account.login == "acme" and installation.account.type == "Organization"
     assert installation.id == github_app.installation_id and not installation.suspended
@@ -31,15 +54,19 @@ async def test_app_auth_end_to_end(github: github_api.GitHubDouble, github_app: 
     assert await client.repository("acme", "missing") is None
 
 
-async def test_concurrent_callers_share_one_token_request(github: github_api.GitHubDouble, github_app: App) -> None:
-    client = app_client(github, github_app)
+async def test_concurrent_callers_share_one_token_request(
+    github: github_api.GitHubDouble, github_app: App, app_client: Callable[[], gh.GitHubClient]
+) -> None:
+    client = app_client()
     tokens = await asyncio.gather(*(client.token() for _ in range(20)))
     assert len({t.value for t in tokens}) == 1
     assert len(github.calls("POST", r"/access_tokens$")) == 1
 
 
-async def test_token_is_renewed_before_expiry(github: github_api.GitHubDouble, github_app: App) -> None:
-    client = app_client(github, github_app)
+async def test_token_is_renewed_before_expiry(
+    github: github_api.GitHubDouble, github_app: App, app_client: Callable[[], gh.GitHubClient]
+) -> None:
+    client = app_client()
     first = await client.token()
     assert first.expires_at is not None
     assert (await client.token(now=first.expires_at - datetime.timedelta(minutes=10))) == first
@@ -47,8 +74,10 @@ async def test_token_is_renewed_before_expiry(github: github_api.GitHubDouble, g
     assert renewed.value != first.value
 
 
-async def test_an_expired_token_is_replaced_on_401(github: github_api.GitHubDouble, github_app: App) -> None:
-    client = app_client(github, github_app)
+async def test_an_expired_token_is_replaced_on_401(
+    github: github_api.GitHubDouble, github_app: App, app_client: Callable[[], gh.GitHubClient]
+) -> None:
+    client = app_client()
     github.create_repo("acme", "infra")
     await client.repository("acme", "infra")
     github.expire_tokens()
@@ -56,8 +85,8 @@ async def test_an_expired_token_is_replaced_on_401(github: github_api.GitHubDoub
     assert len(github.calls("POST", r"/access_tokens$")) == 2
 
 
-async def test_etags_make_repeated_gets_free(github: github_api.GitHubDouble) -> None:
-    client = gh.GitHubClient(github.url, gh.TokenAuth(TOKEN))
+async def test_etags_make_repeated_gets_free(github: github_api.GitHubDouble, clients: Clients) -> None:
+    client = clients(github.url, gh.TokenAuth(TOKEN))
     github.create_repo("octo", "infra")
     for _ in range(5):
         await client.repository("octo", "infra")
@@ -74,9 +103,9 @@ async def test_etags_make_repeated_gets_free(github: github_api.GitHubDouble) ->
     ],
 )
 async def test_faults_become_retryable_errors_with_the_servers_delay(
-    github: github_api.GitHubDouble, setup: object, error: type[gh.GitHubError], reason: str
+    github: github_api.GitHubDouble, setup: object, error: type[gh.GitHubError], reason: str, clients: Clients
 ) -> None:
-    client = gh.GitHubClient(github.url, gh.TokenAuth(TOKEN))
+    client = clients(github.url, gh.TokenAuth(TOKEN))
     github.create_repo("octo", "infra")
     setup(github)  # type: ignore[operator]
     with pytest.raises(error) as e:
@@ -86,32 +115,39 @@ async def test_faults_become_retryable_errors_with_the_servers_delay(
         assert e.value.retry_after is not None and e.value.retry_after >= 1
 
 
-async def test_bad_inputs_give_precise_errors(github: github_api.GitHubDouble, github_app: App) -> None:
+async def test_bad_inputs_give_precise_errors(
+    github: github_api.GitHubDouble, github_app: App, app_client: Callable[[], gh.GitHubClient], clients: Clients
+) -> None:
     with pytest.raises(gh.InvalidPrivateKey):
-        gh.GitHubClient(github.url, gh.AppAuth(1, 2, "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"))
-    ec_key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+        clients(github.url, gh.AppAuth(1, 2, "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"))
+    ec_key = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
     with pytest.raises(gh.InvalidPrivateKey, match="not an RSA key"):
-        gh.GitHubClient(github.url, gh.AppAuth(1, 2, ec_key))
-    unknown = gh.GitHubClient(github.url, gh.AppAuth(github_app.app_id, 999, github_app.private_key))
+        clients(github.url, gh.AppAuth(1, 2, ec_key))
+    unknown = clients(github.url, gh.AppAuth(github_app.app_id, 999, github_app.private_key))
     with pytest.raises(gh.InstallationNotFound):
         await unknown.token()
     github.set_installation_suspended(github_app.installation_id)
     with pytest.raises(gh.InstallationSuspended):
-        await app_client(github, github_app).token()
+        await app_client().token()
     with pytest.raises(gh.Unauthorized):
-        await gh.GitHubClient(github.url, gh.TokenAuth("ghp_not_a_real_token")).authenticated_user()
+        await clients(github.url, gh.TokenAuth("ghp_not_a_real_token")).authenticated_user()
 
 
-async def test_repository_name_github_rejects(github: github_api.GitHubDouble) -> None:
-    client = gh.GitHubClient(github.url, gh.TokenAuth(TOKEN))
+async def test_repository_name_github_rejects(github: github_api.GitHubDouble, clients: Clients) -> None:
+    client = clients(github.url, gh.TokenAuth(TOKEN))
     with pytest.raises(gh.GitHubError) as e:
         await client.create_repository("octo", "bad name!", organization=False, visibility="private", description="")
     assert e.value.status == 422 and not e.value.retryable
 
 
-async def test_secrets_never_appear_in_errors(github: github_api.GitHubDouble, github_app: App) -> None:
-    client = app_client(github, github_app)
+async def test_secrets_never_appear_in_errors(
+    github: github_api.GitHubDouble, github_app: App, app_client: Callable[[], gh.GitHubClient]
+) -> None:
+    client = app_client()
     token = await client.token()
     github.fail_next("GET", r"^/repos/", 500)
     with pytest.raises(gh.GitHubError) as e:

@@ -38,13 +38,21 @@ class GitHubConnections:
             return current
         client = github.GitHubClient(spec.api_url, auth, timeout=self.timeout)
         self._clients[(namespace, name)] = client
+        if current is not None:
+            await current.close()
         return client
 
     def cached(self, namespace: str, name: str) -> github.GitHubClient | None:
         return self._clients.get((namespace, name))
 
-    def forget(self, namespace: str, name: str) -> None:
-        self._clients.pop((namespace, name), None)
+    async def forget(self, namespace: str, name: str) -> None:
+        client = self._clients.pop((namespace, name), None)
+        if client is not None:
+            await client.close()
+
+    async def close(self) -> None:
+        for key in list(self._clients):
+            await self.forget(*key)
 
     def all(self) -> dict[Key, github.GitHubClient]:
         return dict(self._clients)

@@ -95,7 +95,7 @@ async def delete_github_connection(
         reconciling.write_status(patch, previous, previous.model_copy(update={"conditions": conditions}))
         logger.info(message)
         raise kopf.TemporaryError(message, delay=memos.of(memo).settings.retry_delay)
-    memos.of(memo).github.forget(namespace or "", name)
+    await memos.of(memo).github.forget(namespace or "", name)
 
 
 def _repositories(indexes: dict[str, Any]) -> list[indexing.Summary]:

@@ -51,6 +51,7 @@ class Memo:
             await previous.close()
 
     async def close(self) -> None:
+        await self.github.close()
         if self._kube is not None:
             await self._kube.close()
             self._kube = None
