@@ -84,9 +84,9 @@ async def run(double: github_api.GitHubDouble, connections_count: int, repositor
                 await repositories.reconcile_github_repository(
                     request(memo, f"{name}-{r}", spec, repository_models.GitHubRepositoryStatus(), indexes))
             if not cache and turn == 0:
-                client = memo.github.cached("bench", name)
-                assert client is not None
-                client.disable_http_cache()
+                cached = memo.github.cached("bench", name)
+                assert cached is not None
+                cached.disable_http_cache()
     elapsed = time.perf_counter() - started
     for client in memo.github.all().values():
         counts.update(client.calls)

@@ -15,7 +15,6 @@ from chkmate.clients import github as gh
 from tests.fixtures import TOKEN, App
 from tests.harness import github_api
 
-
 Clients = Callable[..., gh.GitHubClient]
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chkmate.api import repoconfig
+from chkmate.clients import git
 from chkmate.clients import kube as kube_client
 from tests.fixtures import TOKEN
 from tests.harness import github_api, gitserver, kube
@@ -54,7 +56,7 @@ async def test_missing_repository_without_create(connected: Cluster) -> None:
 
 @pytest.mark.parametrize("owner", ["octo", "acme"])
 async def test_creates_with_a_terraform_scaffold_readable_over_git(
-    connected: Cluster, github: github_api.GitHubDouble, git_server: gitserver.GitServer, owner: str
+    connected: Cluster, git_server: gitserver.GitServer, owner: str, tmp_path: Path
 ) -> None:
     manifest = repository("infra-new" if owner == "acme" else "fresh", owner=owner, create=True,
                           visibility="private", description="Made by chkmate", defaultBranch="trunk",
@@ -64,11 +66,25 @@ async def test_creates_with_a_terraform_scaffold_readable_over_git(
     obj = await connected.wait_condition("GitHubRepository", name, "Ready", "True")
     assert obj["status"]["created"] is True
     assert obj["status"]["visibility"] == "private" and obj["status"]["defaultBranch"] == "trunk"
-    files = git_server.list_files(owner, name, "trunk")  # read back over the real git repository
+    files = await clone(git_server.url(owner, name), tmp_path, "trunk")
     assert {".chkmate.yml", "README.md", ".gitignore", "main.tf", "variables.tf", "outputs.tf"} <= set(files)
     config = repoconfig.parse(files[".chkmate.yml"].decode())
     assert [env.branch for env in config.environments.values()] == ["trunk"]
     assert obj["status"]["headRevision"] == f"trunk@sha1:{git_server.head(owner, name, 'trunk')}"
+
+
+async def clone(url: str, tmp_path: Path, branch: str) -> dict[str, bytes]:
+    """The files of ``branch``, fetched over smart HTTP with a token, as any git client would."""
+
+    async def token() -> str:
+        return TOKEN
+
+    remote = git.Remote(url, token)
+    mirrors = git.Mirrors(tmp_path / "clone")
+    await mirrors.fetch(remote, [branch])
+    head = mirrors.head(remote, branch)
+    assert head is not None
+    return mirrors.read_tree(remote, head) or {}
 
 
 async def test_create_is_idempotent_and_never_overwrites_a_non_empty_repository(
