@@ -107,6 +107,18 @@ class Traffic:
         self._lock = threading.Lock()
         self._counts: collections.Counter[tuple[str, Service]] = collections.Counter()
         self._pushes: list[Push] = []
+        self._before_push: Callable[[str], None] | None = None
+
+    def before_next_push(self, action: Callable[[str], None]) -> None:
+        """Run ``action(repo)`` once, when the next push arrives and before git receives it: a test's way to
+        make the branch move under a client (its push is then rejected as non-fast-forward)."""
+        with self._lock:
+            self._before_push = action
+
+    def take_before_push(self) -> Callable[[str], None] | None:
+        with self._lock:
+            action, self._before_push = self._before_push, None
+        return action
 
     def record_request(self, repo: str, service: Service) -> None:
         with self._lock:
@@ -515,6 +527,9 @@ class _GitRequestHandler(BaseHTTPRequestHandler):
             body = self._request_body() if self.command == "POST" else iter(())
             service, body = self._classify(target, url.query, body)
             site.traffic.record_request(target.repo, service)
+            action = site.traffic.take_before_push() if service is Service.RECEIVE_PACK else None
+            if action is not None:
+                action(target.repo)
             self._run_backend(target, url.query, credentials.username, service, body)
 
     def _send_unauthorized(self) -> None:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -108,17 +109,32 @@ def operator_settings(tmp_path: Path) -> settings_.Settings:
     )
 
 
+Starter = Callable[[], contextlib.AbstractAsyncContextManager[Cluster]]
+
+
 @pytest.fixture
-async def chkmate(cluster: Cluster, operator_settings: settings_.Settings) -> AsyncIterator[Cluster]:
-    """The whole chkmate operator running against the emulator, as ``kopf run -m chkmate.main`` would."""
-    registry = kopf.OperatorRegistry()
-    url = str(cluster.emulator.url)
+def start_chkmate(cluster: Cluster, operator_settings: settings_.Settings) -> Starter:
+    """Starts the whole operator, as ``kopf run -m chkmate.main`` would; can be used several times in a test."""
 
-    def login(logger: Any, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=url, default_namespace=NAMESPACE)
+    @contextlib.asynccontextmanager
+    async def start() -> AsyncIterator[Cluster]:
+        registry = kopf.OperatorRegistry()
+        url = str(cluster.emulator.url)
 
-    main.register(registry, login=login, settings=lambda: operator_settings)
-    async with kube.run_operator(registry, url, namespaces=(NAMESPACE,), login=False):
+        def login(logger: Any, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
+            return kopf.ConnectionInfo(server=url, default_namespace=NAMESPACE)
+
+        main.register(registry, login=login, settings=lambda: operator_settings)
+        async with kube.run_operator(registry, url, namespaces=(NAMESPACE,), login=False):
+            yield cluster
+
+    return start
+
+
+@pytest.fixture
+async def chkmate(start_chkmate: Starter) -> AsyncIterator[Cluster]:
+    """The whole chkmate operator running against the emulator for the whole test."""
+    async with start_chkmate() as cluster:
         yield cluster
 
 

@@ -118,6 +118,26 @@ class Mirrors:
         finally:
             repo.close()
 
+    def has_commit(self, remote: Remote, commit: str) -> bool:
+        if not (self.path(remote) / "HEAD").exists():
+            return False
+        repo = gitpython.Repo(self.path(remote))
+        try:
+            repo.commit(commit)
+        except (gitpython.BadName, ValueError):
+            return False
+        finally:
+            repo.close()
+        return True
+
+    async def refresh(self, remote: Remote, branch: str) -> str | None:
+        """The branch's head on the remote (one ls-remote), fetched into the mirror only if it moved."""
+        refs = await self.ls_remote(remote)
+        head = refs.get(f"refs/heads/{branch}")
+        if head is not None and not self.has_commit(remote, head):
+            await self.fetch(remote, [branch])
+        return head
+
     def read_tree(self, remote: Remote, commit: str, path: str = ".") -> dict[str, bytes] | None:
         """Files under ``path`` at ``commit``, keyed relative to ``path``; None if ``path`` is absent.
 

@@ -405,9 +405,71 @@ class GitHubClient:
             return False
         return True
 
+    def pulls(self, owner: str, name: str) -> PullRequests:
+        return PullRequests(self, owner, name)
+
     async def branch_head(self, owner: str, name: str, branch: str) -> str | None:
         found = await self.get_optional(f"/repos/{owner}/{name}/branches/{branch}")
         return None if found is None else str(found.data["commit"]["sha"])
+
+
+@dataclasses.dataclass(frozen=True)
+class PullRequest:
+    number: int
+    state: Literal["open", "closed"]
+    merged: bool
+    html_url: str
+    head_ref: str
+    head_sha: str
+    base_ref: str
+    author: str
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> PullRequest:
+        return cls(
+            number=int(data["number"]), state="open" if data.get("state") == "open" else "closed",
+            merged=bool(data.get("merged") or data.get("merged_at")), html_url=data.get("html_url", ""),
+            head_ref=data.get("head", {}).get("ref", ""), head_sha=data.get("head", {}).get("sha", ""),
+            base_ref=data.get("base", {}).get("ref", ""), author=(data.get("user") or {}).get("login", ""),
+        )
+
+
+class PullRequests:
+    """Pull request calls of one repository (mixed into the client's API by :meth:`GitHubClient.pulls`)."""
+
+    def __init__(self, client: GitHubClient, owner: str, name: str) -> None:
+        self.client, self.base = client, f"/repos/{owner}/{name}"
+        self.owner = owner
+
+    async def get(self, number: int) -> PullRequest | None:
+        found = await self.client.get_optional(f"{self.base}/pulls/{number}")
+        return None if found is None else PullRequest.parse(found.data)
+
+    async def find_open(self, head_branch: str, base_branch: str) -> PullRequest | None:
+        found = await self.client.request(
+            "GET", f"{self.base}/pulls", params={"state": "open", "head": f"{self.owner}:{head_branch}",
+                                                 "base": base_branch})
+        return PullRequest.parse(found.data[0]) if found.data else None
+
+    async def open(self, *, head: str, base: str, title: str, body: str) -> PullRequest:
+        """Open a pull request, or return the open one for the same head and base (idempotent)."""
+        try:
+            created = await self.client.request(
+                "POST", f"{self.base}/pulls", json={"head": head, "base": base, "title": title, "body": body})
+        except GitHubError as e:
+            if e.status == 422 and "already exists" in e.message:
+                existing = await self.find_open(head, base)
+                if existing is not None:
+                    return existing
+            raise
+        return PullRequest.parse(created.data)
+
+    async def close(self, number: int) -> None:
+        await self.client.request("PATCH", f"{self.base}/pulls/{number}", json={"state": "closed"})
+
+    async def comment(self, number: int, body: str) -> int:
+        created = await self.client.request("POST", f"{self.base}/issues/{number}/comments", json={"body": body})
+        return int(created.data["id"])
 
 
 def classify(method: str, path: str, status: int, body: Any) -> GitHubError:

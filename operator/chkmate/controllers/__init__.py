@@ -17,11 +17,12 @@ from chkmate.controllers import (
     indexing,
     links,
     plans,
+    polling,
     repositories,
     templates,
 )
 
-KIND_MODULES = (connections, repositories, templates, links, environments, plans)
+KIND_MODULES = (connections, repositories, templates, links, environments, plans, polling)
 FINALIZER = f"{GROUP}/finalizer"
 # kopf leaves out of its diffs every annotation under the prefix it keeps its own state in: a prefix of our
 # own, so that user-facing annotations under chkmate.dev/ (requestedAt, approve, rollbackTo) trigger handlers.

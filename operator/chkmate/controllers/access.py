@@ -7,6 +7,7 @@ Shared by the controllers of every kind that talks to GitHub or git. I/O: reads 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import pydantic
@@ -15,7 +16,7 @@ from chkmate import errors
 from chkmate.api import conditions as conds
 from chkmate.api import connections, kinds
 from chkmate.clients import git, github
-from chkmate.controllers import indexing, reconciling
+from chkmate.controllers import indexing, memos, reconciling
 from chkmate.domain import access
 
 
@@ -38,7 +39,16 @@ async def github_access(
     request: reconciling.Request[Any, Any], connection: str, *, field: str, repository: str | None = None
 ) -> Access:
     """The connection's client, once the connection exists, is valid and Ready, and allows ``repository``."""
-    summary = indexing.require(request.indexes, kinds.GITHUB_CONNECTION, request.namespace, connection, field=field)
+    return await github_access_for(request.memo, request.indexes, request.namespace, connection, field=field,
+                                   repository=repository)
+
+
+async def github_access_for(
+    memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, connection: str, *, field: str,
+    repository: str | None = None,
+) -> Access:
+    """:func:`github_access` outside a reconcile (pollers, webhooks)."""
+    summary = indexing.require(indexes, kinds.GITHUB_CONNECTION, namespace, connection, field=field)
     try:
         spec = connections.GitHubConnectionSpec.model_validate(summary.spec)
     except pydantic.ValidationError as e:
@@ -52,5 +62,5 @@ async def github_access(
             f"{', '.join(spec.allowed_repositories)}).",
             reason=conds.Reasons.REPOSITORY_NOT_ALLOWED, retryable=True,
         )
-    client = await request.memo.github.client(request.memo.kube, request.namespace, connection, spec)
+    client = await memo.github.client(memo.kube, namespace, connection, spec)
     return Access(connection, spec, client)

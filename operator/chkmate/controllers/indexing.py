@@ -18,6 +18,8 @@ from chkmate.api import base, kinds
 from chkmate.api import conditions as conds
 
 Key = tuple[str, str]
+# Status fields other objects need to see (kept small: indexes live in memory for every object).
+SUMMARIZED_STATUS = frozenset({"revision", "fullName", "defaultBranch", "lastSyncedRevision", "headRevision"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Summary:
     ready: conds.ConditionStatus
     ready_reason: str
     ready_message: str
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    status: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def index_name(info: base.KindInfo) -> str:
@@ -50,7 +54,15 @@ def summarize(body: kopf.Body) -> Summary:
         ready=ready.get("status", conds.UNKNOWN),
         ready_reason=ready.get("reason", ""),
         ready_message=ready.get("message", ""),
+        annotations={k: v for k, v in body.metadata.annotations.items() if k.startswith(f"{GROUP}/")},
+        status={k: v for k, v in body.get("status", {}).items() if k in SUMMARIZED_STATUS},
     )
+
+
+def all_of(indexes: Mapping[str, Any], info: base.KindInfo, namespace: str | None = None) -> list[Summary]:
+    """Every indexed object of a kind (in a namespace)."""
+    index: kopf.Index[Key, Summary] = indexes[index_name(info)]
+    return [s for key in index for s in index.get(key, ()) if namespace is None or s.namespace == namespace]
 
 
 def lookup(indexes: Mapping[str, Any], info: base.KindInfo, namespace: str, name: str) -> Summary | None:

@@ -59,6 +59,12 @@ class Request(Generic[SpecT, StatusT]):
     logger: logging.Logger | logging.LoggerAdapter[Any]
     now: datetime.datetime
     indexes: Mapping[str, Any]
+    # True when chkmate.dev/requestedAt carries a value not handled before: a user asked for this reconcile.
+    requested: bool = False
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.body.metadata.annotations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +77,7 @@ class Outcome(Generic[StatusT]):
     removed: tuple[str, ...] = ()
     requeue_after: float | None = None
     ready_message: str = ""
+    annotations: Mapping[str, str | None] = dataclasses.field(default_factory=dict)  # None removes one
 
 
 Step = Callable[[Request[SpecT, StatusT]], Awaitable[Outcome[StatusT]]]
@@ -114,9 +121,8 @@ class Reconciler(Generic[SpecT, StatusT]):
         generation = meta.get("generation")
         previous = load_status(self.status_model, body.get("status"))
         requested_at = meta.annotations.get(REQUESTED_AT_ANNOTATION)
+        # lastHandledReconcileAt moves only when a reconcile succeeds: a failed one is retried as requested.
         status = previous.model_copy(update={"observed_generation": generation})
-        if requested_at is not None:
-            status = status.model_copy(update={"last_handled_reconcile_at": requested_at})
 
         try:
             spec = parse_spec(self.spec_model, body.get("spec"))
@@ -130,6 +136,7 @@ class Reconciler(Generic[SpecT, StatusT]):
         request = Request(
             name=meta["name"], namespace=meta["namespace"], generation=generation, spec=spec, status=status,
             body=body, memo=memos.of(memo), logger=logger, now=now, indexes=kwargs,
+            requested=requested_at is not None and requested_at != previous.last_handled_reconcile_at,
         )
         try:
             outcome = await self.step(request)
@@ -156,10 +163,12 @@ class Reconciler(Generic[SpecT, StatusT]):
             update={
                 "conditions": conditions,
                 "observed_generation": generation,
-                "last_handled_reconcile_at": status.last_handled_reconcile_at,
+                "last_handled_reconcile_at": requested_at or previous.last_handled_reconcile_at,
             }
         )
         write_status(patch, previous, new)
+        for key, value in outcome.annotations.items():
+            patch.metadata.annotations[key] = value
         announce(body, previous.conditions, conditions)
         if outcome.requeue_after is not None:
             raise kopf.TemporaryError("Requeued to check again.", delay=outcome.requeue_after)

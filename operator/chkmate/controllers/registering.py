@@ -34,6 +34,15 @@ def reconcile_on_changes(
         decorator(*resource, id=handler_id, registry=registry)(handler)
 
 
+async def apply_patch(memo: memos.Memo, plural: str, namespace: str, name: str, patch: kopf.Patch) -> None:
+    """Apply what a reconcile put in ``patch`` outside kopf's own handling: metadata, then status."""
+    annotations = dict(patch.get("metadata", {}).get("annotations", {}))
+    if annotations:
+        await memo.kube.patch(kube.ours(plural), namespace, name, {"metadata": {"annotations": annotations}})
+    if patch.status:
+        await memo.kube.patch(kube.ours(plural), namespace, name, {"status": dict(patch.status)}, status=True)
+
+
 def resync_periodically(
     registry: kopf.OperatorRegistry,
     reconciler: reconciling.Reconciler[Any, Any],
@@ -62,9 +71,8 @@ def resync_periodically(
             # Failures are recorded in the conditions by the reconciler; the next turn tries again.
             with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
                 await reconciler(body=body, meta=meta, patch=patch, logger=logger, memo=memo, **kwargs)
-            if patch.status and meta.name and meta.namespace:
-                await ours.kube.patch(kube.ours(plural), meta.namespace, meta.name, {"status": dict(patch.status)},
-                                      status=True)
+            if meta.name and meta.namespace:
+                await apply_patch(ours, plural, meta.namespace, meta.name, patch)
 
     daemon.__name__ = daemon.__qualname__ = handler_id
     # No cancellation timeout: the daemon exits as soon as it is asked to (or when its current reconcile,

@@ -9,8 +9,12 @@ import kopf
 
 from chkmate.api import conditions as conds
 from chkmate.api import kinds, templates
-from chkmate.controllers import reconciling, registering
+from chkmate.clients import kube
+from chkmate.controllers import indexing, reconciling, registering
 from chkmate.domain import templates as template_logic
+
+SYNCED_FROM_ANNOTATION = "chkmate.dev/syncedFrom"
+TEMPLATE_REVISION_ANNOTATION = "chkmate.dev/templateRevision"
 
 Request = reconciling.Request[templates.TemplateSpec, templates.TemplateStatus]
 Outcome = reconciling.Outcome[templates.TemplateStatus]
@@ -27,14 +31,36 @@ async def reconcile_template(request: Request) -> Outcome:
         reason, message = problem
         request.logger.warning(f"The template's files cannot be used: {message}")
         return Outcome(status=status, conditions=(reconciling.Set(conds.Types.VALID, conds.FALSE, reason, message),))
-    versions = template_logic.record_version(request.status.versions, revision=revision, source="user", now=request.now)
+    source, commit = _origin(request.annotations.get(SYNCED_FROM_ANNOTATION, ""), revision)
+    versions = template_logic.record_version(request.status.versions, revision=revision, source=source,
+                                             commit=commit, now=request.now)
     if versions != request.status.versions:
-        request.logger.info(f"Recorded template version {revision}.")
+        request.logger.info(f"Recorded template version {revision} ({source}).")
+    await _notify_links(request, revision)
     return Outcome(
         status=status.model_copy(update={"versions": versions}),
         conditions=(reconciling.Set(conds.Types.VALID, conds.TRUE, conds.Reasons.SUCCEEDED, "All files parse."),),
         ready_message=f"Revision {revision} with {len(files)} file(s).",
     )
+
+
+def _origin(synced_from: str, revision: str) -> tuple[templates.VersionSource, str | None]:
+    """Where this revision came from: a pull or rollback stamps ``<source> <revision> <commit>``; else a user."""
+    parts = synced_from.split()
+    if len(parts) == 3 and parts[1] == revision and parts[0] in ("github-sync", "rollback"):
+        return ("github-sync" if parts[0] == "github-sync" else "rollback"), parts[2]
+    return "user", None
+
+
+async def _notify_links(request: Request, revision: str) -> None:
+    """Stamp the new revision on the links of this template, so that they reconcile (autoSync pushes)."""
+    for link in indexing.all_of(request.indexes, kinds.TEMPLATE_REPO_LINK, request.namespace):
+        if link.spec.get("templateRef", {}).get("name") != request.name:
+            continue
+        if link.annotations.get(TEMPLATE_REVISION_ANNOTATION) == revision:
+            continue
+        patch = {"metadata": {"annotations": {TEMPLATE_REVISION_ANNOTATION: revision}}}
+        await request.memo.kube.patch(kube.ours(kinds.TEMPLATE_REPO_LINK.plural), request.namespace, link.name, patch)
 
 
 RECONCILER = reconciling.Reconciler(

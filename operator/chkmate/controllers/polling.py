@@ -1,0 +1,106 @@
+"""Polling per repository, not per object: one ``git ls-remote`` per repository per interval.
+
+A kopf daemon per GitHubRepository wakes at the shortest ``interval`` of the objects that use the
+repository (TemplateRepoLinks; Environments later), lists the remote's branches once, and marks only the
+objects whose branch moved with ``chkmate.dev/polledRevision=<branch>@sha1:<sha>``: that annotation change
+is what makes them reconcile. Nothing is fetched here, and nothing is written when nothing moved.
+I/O: one ls-remote per wake-up, annotation patches for the objects whose branch moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import pydantic
+
+from chkmate import GROUP, VERSION, errors
+from chkmate.api import common, kinds, repositories
+from chkmate.clients import kube
+from chkmate.controllers import access, indexing, memos
+
+POLLED_ANNOTATION = "chkmate.dev/polledRevision"
+DEFAULT_INTERVAL = 60.0
+RECHECK = 5.0  # seconds between looks at which objects use the repository
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+def dependents(indexes: Mapping[str, Any], namespace: str, repository: str) -> list[indexing.Summary]:
+    """The links that sync with this repository (and are not suspended)."""
+    return [
+        link for link in indexing.all_of(indexes, kinds.TEMPLATE_REPO_LINK, namespace)
+        if link.spec.get("repositoryRef", {}).get("name") == repository and not link.spec.get("suspend")
+    ]
+
+
+def interval(objects: list[indexing.Summary]) -> float:
+    """The shortest interval asked for; invalid ones are ignored (their objects report InvalidSpec)."""
+    found = []
+    for obj in objects:
+        try:
+            found.append(common.parse_duration(str(obj.spec.get("interval", "1m"))))
+        except ValueError:
+            continue
+    return min(found, default=DEFAULT_INTERVAL)
+
+
+def moved(objects: list[indexing.Summary], refs: Mapping[str, str]) -> dict[str, str]:
+    """``{object name: polledRevision}`` for the objects whose branch is not where they last saw it."""
+    marks = {}
+    for obj in objects:
+        branch = str(obj.spec.get("branch", "main"))
+        head = refs.get(f"refs/heads/{branch}")
+        polled = f"{branch}@sha1:{head}" if head else f"{branch}@missing"
+        if polled not in (obj.annotations.get(POLLED_ANNOTATION), obj.status.get("lastSyncedRevision")):
+            marks[obj.name] = polled
+    return marks
+
+
+async def poll_repository(
+    *, stopped: kopf.DaemonStopped, name: str, namespace: str | None, body: kopf.Body, memo: Any, logger: Logger,
+    **indexes: Any,
+) -> None:
+    ours = memos.of(memo)
+    loop = asyncio.get_running_loop()
+    next_poll: float | None = None
+    while not stopped:
+        # Look again every few seconds: links come and go and their intervals change (in memory, free).
+        users = dependents(indexes, namespace or "", name)
+        if users and next_poll is None:
+            next_poll = loop.time() + interval(users) * random.uniform(0.9, 1.1)
+        wait = RECHECK if not users or next_poll is None else min(RECHECK, max(0.0, next_poll - loop.time()))
+        await stopped.wait(wait)
+        if stopped or not users or body.metadata.get("deletionTimestamp") or loop.time() < (next_poll or 0):
+            continue
+        next_poll = None
+        try:
+            refs = await _ls_remote(ours, indexes, namespace or "", body)
+        except errors.ChkmateError as e:
+            logger.warning(f"Polling {name!r} failed, trying again next interval: {e.message}")
+            continue
+        for user, polled in moved(dependents(indexes, namespace or "", name), refs).items():
+            patch = {"metadata": {"annotations": {POLLED_ANNOTATION: polled}}}
+            await ours.kube.patch(kube.ours(kinds.TEMPLATE_REPO_LINK.plural), namespace or "", user, patch)
+            logger.info(f"{polled} moved: reconciling TemplateRepoLink {user!r}.")
+
+
+async def _ls_remote(memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, body: kopf.Body) -> dict[str, str]:
+    try:
+        spec = repositories.GitHubRepositorySpec.model_validate(body.get("spec", {}))
+    except pydantic.ValidationError as e:
+        raise errors.InvalidSpec("The repository's spec is invalid.") from e
+    reach = await access.github_access_for(memo, indexes, namespace, spec.connection_ref.name,
+                                           field="spec.connectionRef", repository=spec.full_name)
+    repo = await reach.client.repository(spec.owner, spec.name)
+    if repo is None:
+        raise errors.TransientError(f"{spec.full_name} cannot be seen.")
+    return await memo.mirrors.ls_remote(reach.remote(repo.clone_url))
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    kopf.daemon(GROUP, VERSION, kinds.GITHUB_REPOSITORY.plural, id="poll_repository", registry=registry,
+                cancellation_timeout=None)(poll_repository)
