@@ -1,0 +1,8 @@
+variable "name" {
+  type = string
+}
+
+resource "terraform_data" "member" {
+  count = 2
+  input = "${var.name}-${count.index}"
+}
