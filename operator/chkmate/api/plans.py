@@ -51,6 +51,7 @@ class OutputRef(base.Status):
     config_map: str | None = pydantic.Field(default=None, description="ConfigMap with the readable plan text.")
     secret_prefix: str | None = pydantic.Field(default=None, description="Name prefix of the plan file Secrets.")
     chunks: int = pydantic.Field(default=0, description="Number of Secrets holding the gzip plan file.")
+    sha256: str | None = pydantic.Field(default=None, description="sha256 of the plan file, checked before apply.")
 
 
 class PlanStatus(common.CommonStatus):

@@ -1,43 +1,131 @@
-"""Environment controller: validates the spec and resolves its source (repository or link).
+"""Environment controller: a branch mapped to a deployment target; a Plan for every new head.
 
-Planning, applying and drift checks arrive with later issues. I/O: none beyond the status patch.
+On every change, poll mark (``chkmate.dev/polledRevision``) or plan update (``chkmate.dev/planStatus``):
+resolve the source, read ``.chkmate.yml`` at the head (an invalid file stops everything, naming key and
+line), create the Plan of the head if there is none (named after the commit, so creating it twice is
+harmless), mark older plans still waiting for approval as superseded, garbage-collect old plans beyond
+``planHistory``, and report the last plan and the last applied revision. I/O: git (ls-remote, fetch),
+Kubernetes (Plans).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import kopf
 
+from chkmate import API_VERSION
 from chkmate.api import conditions as conds
 from chkmate.api import environments, kinds
-from chkmate.controllers import indexing, reconciling, registering
+from chkmate.clients import kube, storage
+from chkmate.controllers import indexing, plans, reconciling, registering, sources
 
 Request = reconciling.Request[environments.EnvironmentSpec, environments.EnvironmentStatus]
 Outcome = reconciling.Outcome[environments.EnvironmentStatus]
 
+PLAN_NAME_SHA = 10
+FAILED = frozenset({"Failed"})
+
 
 async def reconcile_environment(request: Request) -> Outcome:
-    spec = request.spec
-    if spec.link_ref is not None:
-        indexing.require(request.indexes, kinds.TEMPLATE_REPO_LINK, request.namespace, spec.link_ref.name,
-                         field="spec.linkRef")
-    if spec.repository_ref is not None:
-        indexing.require(request.indexes, kinds.GITHUB_REPOSITORY, request.namespace, spec.repository_ref.name,
-                         field="spec.repositoryRef")
-    reason, message = (
-        (conds.Reasons.SUSPENDED, "Planning is suspended (spec.suspend).") if spec.suspend else
-        (conds.Reasons.PROGRESSING, "Source resolved; this operator version does not plan yet.")
-    )
-    return Outcome(
-        status=request.status.model_copy(update={"branch": spec.branch}),
-        conditions=(reconciling.Set(conds.Types.PLANNED, conds.UNKNOWN, reason, message),),
-    )
+    spec, memo = request.spec, request.memo
+    source = await sources.resolve(memo, request.indexes, request.namespace, spec)
+    status = request.status.model_copy(update={"repository": source.full_name, "branch": source.branch})
+    if spec.suspend:
+        return Outcome(status=status, conditions=(reconciling.Set(
+            conds.Types.PLANNED, conds.UNKNOWN, conds.Reasons.SUSPENDED, "Planning is suspended (spec.suspend)."),))
+    head = await sources.head(memo, source)
+    sources.repo_config(await sources.files_at(memo, source, head))  # InvalidRepoConfig stops here
+    revision = f"{source.branch}@sha1:{head}"
+    mine = _plans(request)
+    name = plan_name(request.name, head)
+    if not any(p.name == name for p in mine):
+        await _create_plan(request, name, revision)
+        for older in mine:
+            if older.status.get("phase") == "Planned" and not older.spec.get("pullRequest"):
+                await _mark_superseded(request, older.name, name)
+    await _collect_garbage(request, [p for p in mine if p.name != name])
+    return _report(request, status, name, mine)
+
+
+def plan_name(environment: str, commit: str) -> str:
+    return f"{environment}-{commit[:PLAN_NAME_SHA]}"
+
+
+def _plans(request: Request) -> list[indexing.Summary]:
+    """This environment's branch plans (pull request plans are the pull request's business)."""
+    return [p for p in indexing.all_of(request.indexes, kinds.PLAN, request.namespace)
+            if p.spec.get("environmentRef", {}).get("name") == request.name and not p.spec.get("pullRequest")]
+
+
+async def _create_plan(request: Request, name: str, revision: str) -> None:
+    body = {
+        "apiVersion": API_VERSION, "kind": kinds.PLAN.kind,
+        "metadata": {"name": name, "namespace": request.namespace,
+                     "labels": {"chkmate.dev/environment": request.name},
+                     "ownerReferences": [storage.owner_reference(request.body)]},
+        "spec": {"environmentRef": {"name": request.name}, "revision": revision,
+                 "branch": revision.split("@", 1)[0]},
+    }
+    try:
+        await request.memo.kube.create(kube.ours(kinds.PLAN.plural), request.namespace, body)
+    except kube.Conflict:
+        return  # created by an earlier reconcile whose status write was lost
+    request.logger.info(f"Created Plan {name!r} for {revision}.")
+
+
+async def _mark_superseded(request: Request, plan: str, newer: str) -> None:
+    patch = {"metadata": {"annotations": {plans.SUPERSEDED_ANNOTATION: newer}}}
+    await request.memo.kube.patch(kube.ours(kinds.PLAN.plural), request.namespace, plan, patch)
+
+
+async def _collect_garbage(request: Request, others: list[indexing.Summary]) -> None:
+    """Keep the newest ``planHistory - 1`` finished plans besides the current one; never one still running."""
+    keep = max(0, request.memo.settings.plan_history - 1)
+    finished = sorted((p for p in others if p.status.get("phase") in plans.TERMINAL),
+                      key=lambda p: str(p.status.get("startedAt") or ""), reverse=True)
+    for old in finished[keep:]:
+        await request.memo.kube.delete(kube.ours(kinds.PLAN.plural), request.namespace, old.name)
+        request.logger.info(f"Deleted old Plan {old.name!r} (planHistory {request.memo.settings.plan_history}).")
+
+
+def _report(request: Request, status: environments.EnvironmentStatus, current: str,
+            mine: list[indexing.Summary]) -> Outcome:
+    latest = next((p for p in mine if p.name == current), None)
+    applied = sorted((p for p in mine if p.status.get("phase") == "Applied"),
+                     key=lambda p: str(p.status.get("appliedAt") or ""))
+    last_plan = None
+    if latest is not None:
+        last_plan = environments.LastPlan(
+            name=latest.name, revision=latest.spec.get("revision"), plan_id=latest.status.get("planId"),
+            summary=environments.PlanSummary.model_validate(latest.status["summary"])
+            if latest.status.get("summary") else None)
+    status = status.model_copy(update={
+        "last_plan": last_plan or environments.LastPlan(name=current),
+        "last_applied_revision": applied[-1].spec.get("revision") if applied else status.last_applied_revision,
+    })
+    phase = latest.status.get("phase") if latest is not None else None
+    planned = _planned_condition(current, phase, latest)
+    return Outcome(status=status, conditions=(planned,), ready_message=planned.message)
+
+
+def _planned_condition(name: str, phase: Any, latest: indexing.Summary | None) -> reconciling.Set:
+    if phase in (None, "Pending", "Planning"):
+        return reconciling.Set(conds.Types.PLANNED, conds.UNKNOWN, conds.Reasons.PROGRESSING,
+                               f"Plan {name!r} is running.")
+    if phase in FAILED:
+        reason = latest.ready_reason if latest is not None else conds.Reasons.PLAN_FAILED
+        message = latest.ready_message if latest is not None else ""
+        return reconciling.Set(conds.Types.PLANNED, conds.FALSE, reason or conds.Reasons.PLAN_FAILED,
+                               f"Plan {name!r} failed: {message}")
+    return reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUCCEEDED, f"Plan {name!r} is {phase}.")
 
 
 RECONCILER = reconciling.Reconciler(
     info=kinds.ENVIRONMENT,
     spec_model=environments.EnvironmentSpec,
     status_model=environments.EnvironmentStatus,
-    depends_on=(conds.Types.PLANNED, conds.Types.DRIFTED),
+    depends_on=(conds.Types.PLANNED,),
     step=reconcile_environment,
 )
 

@@ -19,7 +19,10 @@ from chkmate.api import conditions as conds
 
 Key = tuple[str, str]
 # Status fields other objects need to see (kept small: indexes live in memory for every object).
-SUMMARIZED_STATUS = frozenset({"revision", "fullName", "defaultBranch", "lastSyncedRevision", "headRevision"})
+SUMMARIZED_STATUS = frozenset({
+    "revision", "fullName", "defaultBranch", "lastSyncedRevision", "headRevision", "lastPlan", "phase", "planId",
+    "summary", "startedAt", "finishedAt", "appliedAt", "cost", "security",
+})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Polling per repository, not per object: one ``git ls-remote`` per repository per interval.
 
 A kopf daemon per GitHubRepository wakes at the shortest ``interval`` of the objects that use the
-repository (TemplateRepoLinks; Environments later), lists the remote's branches once, and marks only the
+repository (TemplateRepoLinks and Environments), lists the remote's branches once, and marks only the
 objects whose branch moved with ``chkmate.dev/polledRevision=<branch>@sha1:<sha>``: that annotation change
 is what makes them reconcile. Nothing is fetched here, and nothing is written when nothing moved.
 I/O: one ls-remote per wake-up, annotation patches for the objects whose branch moved.
@@ -10,6 +10,7 @@ I/O: one ls-remote per wake-up, annotation patches for the objects whose branch 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ import kopf
 import pydantic
 
 from chkmate import GROUP, VERSION, errors
-from chkmate.api import common, kinds, repositories
+from chkmate.api import base, common, kinds, repositories
 from chkmate.clients import kube
 from chkmate.controllers import access, indexing, memos
 
@@ -29,34 +30,61 @@ RECHECK = 5.0  # seconds between looks at which objects use the repository
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def dependents(indexes: Mapping[str, Any], namespace: str, repository: str) -> list[indexing.Summary]:
-    """The links that sync with this repository (and are not suspended)."""
-    return [
-        link for link in indexing.all_of(indexes, kinds.TEMPLATE_REPO_LINK, namespace)
-        if link.spec.get("repositoryRef", {}).get("name") == repository and not link.spec.get("suspend")
-    ]
+@dataclasses.dataclass(frozen=True)
+class Dependent:
+    """An object that follows a branch of the repository, and the revision it last saw."""
+
+    kind: base.KindInfo
+    name: str
+    branch: str
+    seen: tuple[str | None, ...]  # its polledRevision mark, and the revision its status last recorded
+    interval: str
 
 
-def interval(objects: list[indexing.Summary]) -> float:
+def dependents(indexes: Mapping[str, Any], namespace: str, repository: str, default_branch: str) -> list[Dependent]:
+    """The links and environments that follow this repository (and are not suspended)."""
+    found: list[Dependent] = []
+    link_repos = {}
+    for link in indexing.all_of(indexes, kinds.TEMPLATE_REPO_LINK, namespace):
+        link_repos[link.name] = (link.spec.get("repositoryRef", {}).get("name"), link.spec.get("branch", "main"))
+        if link_repos[link.name][0] == repository and not link.spec.get("suspend"):
+            found.append(Dependent(kinds.TEMPLATE_REPO_LINK, link.name, str(link.spec.get("branch", "main")),
+                                   (link.annotations.get(POLLED_ANNOTATION), link.status.get("lastSyncedRevision")),
+                                   str(link.spec.get("interval", "1m"))))
+    for env in indexing.all_of(indexes, kinds.ENVIRONMENT, namespace):
+        if env.spec.get("suspend"):
+            continue
+        repo, link_branch = env.spec.get("repositoryRef", {}).get("name"), None
+        if repo is None:
+            repo, link_branch = link_repos.get(env.spec.get("linkRef", {}).get("name"), (None, None))
+        if repo != repository:
+            continue
+        branch = env.spec.get("branch") or link_branch or default_branch
+        last_plan = (env.status.get("lastPlan") or {}).get("revision")
+        found.append(Dependent(kinds.ENVIRONMENT, env.name, str(branch),
+                               (env.annotations.get(POLLED_ANNOTATION), last_plan), "1m"))
+    return found
+
+
+def interval(objects: list[Dependent]) -> float:
     """The shortest interval asked for; invalid ones are ignored (their objects report InvalidSpec)."""
     found = []
     for obj in objects:
         try:
-            found.append(common.parse_duration(str(obj.spec.get("interval", "1m"))))
+            found.append(common.parse_duration(obj.interval))
         except ValueError:
             continue
     return min(found, default=DEFAULT_INTERVAL)
 
 
-def moved(objects: list[indexing.Summary], refs: Mapping[str, str]) -> dict[str, str]:
-    """``{object name: polledRevision}`` for the objects whose branch is not where they last saw it."""
-    marks = {}
+def moved(objects: list[Dependent], refs: Mapping[str, str]) -> list[tuple[Dependent, str]]:
+    """The objects whose branch is not where they last saw it, with the polledRevision to mark them with."""
+    marks = []
     for obj in objects:
-        branch = str(obj.spec.get("branch", "main"))
-        head = refs.get(f"refs/heads/{branch}")
-        polled = f"{branch}@sha1:{head}" if head else f"{branch}@missing"
-        if polled not in (obj.annotations.get(POLLED_ANNOTATION), obj.status.get("lastSyncedRevision")):
-            marks[obj.name] = polled
+        head = refs.get(f"refs/heads/{obj.branch}")
+        polled = f"{obj.branch}@sha1:{head}" if head else f"{obj.branch}@missing"
+        if polled not in obj.seen:
+            marks.append((obj, polled))
     return marks
 
 
@@ -69,7 +97,8 @@ async def poll_repository(
     next_poll: float | None = None
     while not stopped:
         # Look again every few seconds: links come and go and their intervals change (in memory, free).
-        users = dependents(indexes, namespace or "", name)
+        default_branch = str(body.get("status", {}).get("defaultBranch") or "main")
+        users = dependents(indexes, namespace or "", name, default_branch)
         if users and next_poll is None:
             next_poll = loop.time() + interval(users) * random.uniform(0.9, 1.1)
         wait = RECHECK if not users or next_poll is None else min(RECHECK, max(0.0, next_poll - loop.time()))
@@ -82,10 +111,10 @@ async def poll_repository(
         except errors.ChkmateError as e:
             logger.warning(f"Polling {name!r} failed, trying again next interval: {e.message}")
             continue
-        for user, polled in moved(dependents(indexes, namespace or "", name), refs).items():
+        for user, polled in moved(dependents(indexes, namespace or "", name, default_branch), refs):
             patch = {"metadata": {"annotations": {POLLED_ANNOTATION: polled}}}
-            await ours.kube.patch(kube.ours(kinds.TEMPLATE_REPO_LINK.plural), namespace or "", user, patch)
-            logger.info(f"{polled} moved: reconciling TemplateRepoLink {user!r}.")
+            await ours.kube.patch(kube.ours(user.kind.plural), namespace or "", user.name, patch)
+            logger.info(f"{polled} moved: reconciling {user.kind.kind} {user.name!r}.")
 
 
 async def _ls_remote(memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, body: kopf.Body) -> dict[str, str]:
