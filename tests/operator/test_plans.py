@@ -49,22 +49,45 @@ async def ready(chkmate: Cluster, github: github_api.GitHubDouble, git_server: g
     github.create_repo("octo", "live")
     git_server.commit_files("octo", "live", "main", {".chkmate.yml": CONFIG, "stacks/app/main.tf": MAIN}, "init")
     await chkmate.secret("gh-token", {"token": TOKEN})
-    await chkmate.apply({"apiVersion": "chkmate.dev/v1alpha1", "kind": "GitHubConnection", "metadata": {"name": "gh"},
-                         "spec": {"apiUrl": github.url, "tokenSecretRef": {"name": "gh-token", "key": "token"}}})
-    await chkmate.apply({"apiVersion": "chkmate.dev/v1alpha1", "kind": "GitHubRepository",
-                         "metadata": {"name": "live"},
-                         "spec": {"connectionRef": {"name": "gh"}, "owner": "octo", "name": "live"}})
+    await chkmate.apply(
+        {
+            "apiVersion": "chkmate.dev/v1alpha1",
+            "kind": "GitHubConnection",
+            "metadata": {"name": "gh"},
+            "spec": {"apiUrl": github.url, "tokenSecretRef": {"name": "gh-token", "key": "token"}},
+        }
+    )
+    await chkmate.apply(
+        {
+            "apiVersion": "chkmate.dev/v1alpha1",
+            "kind": "GitHubRepository",
+            "metadata": {"name": "live"},
+            "spec": {"connectionRef": {"name": "gh"}, "owner": "octo", "name": "live"},
+        }
+    )
     await chkmate.wait_condition("GitHubRepository", "live", "Ready", "True")
     return chkmate
 
 
 def environment(mode: str = "auto", engine: str = "terraform", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "chkmate.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "production"},
-            "spec": {"repositoryRef": {"name": "live"}, "branch": "main", "path": "stacks/app", "engine": engine,
-                     "approval": {"mode": mode}, **spec}}
+    return {
+        "apiVersion": "chkmate.dev/v1alpha1",
+        "kind": "Environment",
+        "metadata": {"name": "production"},
+        "spec": {
+            "repositoryRef": {"name": "live"},
+            "branch": "main",
+            "path": "stacks/app",
+            "engine": engine,
+            "approval": {"mode": mode},
+            **spec,
+        },
+    }
 
 
-async def plan_of(cluster: Cluster, commit: str | None, phase: str | None = None, timeout: float = 30) -> dict[str, Any]:
+async def plan_of(
+    cluster: Cluster, commit: str | None, phase: str | None = None, timeout: float = 30
+) -> dict[str, Any]:
     name = f"production-{(commit or '')[:10]}"
 
     async def found() -> dict[str, Any] | None:
@@ -103,8 +126,9 @@ async def test_auto_approval_plans_applies_and_keeps_state_in_a_secret(
     assert env["status"]["lastPlan"]["planId"] == status["planId"]
 
     # A new commit plans again against the stored state: only what changed.
-    second = git_server.commit_files("octo", "live", "main", {"stacks/app/main.tf": MAIN.replace('"db-', '"database-')},
-                                     "rename db")
+    second = git_server.commit_files(
+        "octo", "live", "main", {"stacks/app/main.tf": MAIN.replace('"db-', '"database-')}, "rename db"
+    )
     await ready.patch("Environment", "production", {"metadata": {"annotations": {"chkmate.dev/requestedAt": "1"}}})
     again = await plan_of(ready, second, "Applied")
     assert again["status"]["summary"] == {"add": 0, "change": 1, "destroy": 0}
@@ -144,8 +168,9 @@ async def test_a_newer_commit_supersedes_a_pending_plan(ready: Cluster, git_serv
     first = git_server.head("octo", "live", "main")
     await ready.apply(environment("manual"))
     old = await plan_of(ready, first, "Planned")
-    second = git_server.commit_files("octo", "live", "main", {"stacks/app/extra.tf": 'resource "terraform_data" "x" {}\n'},
-                                     "more")
+    second = git_server.commit_files(
+        "octo", "live", "main", {"stacks/app/extra.tf": 'resource "terraform_data" "x" {}\n'}, "more"
+    )
     await ready.patch("Environment", "production", {"metadata": {"annotations": {"chkmate.dev/requestedAt": "3"}}})
     await plan_of(ready, second, "Planned")
     superseded = await plan_of(ready, first, "Superseded")
@@ -165,11 +190,10 @@ async def test_the_builtin_engine_gives_the_same_summary(ready: Cluster, git_ser
     assert plan["status"]["summary"] == {"add": 2, "change": 0, "destroy": 0}
 
 
-async def test_invalid_hcl_fails_the_plan_naming_file_and_line(
-    ready: Cluster, git_server: gitserver.GitServer
-) -> None:
-    bad = git_server.commit_files("octo", "live", "main", {"stacks/app/bad.tf": 'resource "x" "y" {\n  a = \n}\n'},
-                                  "broken")
+async def test_invalid_hcl_fails_the_plan_naming_file_and_line(ready: Cluster, git_server: gitserver.GitServer) -> None:
+    bad = git_server.commit_files(
+        "octo", "live", "main", {"stacks/app/bad.tf": 'resource "x" "y" {\n  a = \n}\n'}, "broken"
+    )
     await ready.apply(environment("auto"))
     plan = await plan_of(ready, bad, "Failed")
     failed = next(c for c in plan["status"]["conditions"] if c["type"] == "Planned")
@@ -188,8 +212,15 @@ async def test_an_invalid_chkmate_yml_stops_everything(ready: Cluster, git_serve
 
 async def test_a_held_lock_is_reported(ready: Cluster, git_server: gitserver.GitServer) -> None:
     env_obj = await ready.apply(environment("auto", suspend=True))
-    await storage.acquire_lock(ready.client, "default", "production", env_obj, "Plan/someone-else",
-                               now=datetime.datetime.now(datetime.UTC), stale_after=datetime.timedelta(hours=1))
+    await storage.acquire_lock(
+        ready.client,
+        "default",
+        "production",
+        env_obj,
+        "Plan/someone-else",
+        now=datetime.datetime.now(datetime.UTC),
+        stale_after=datetime.timedelta(hours=1),
+    )
     await ready.patch("Environment", "production", {"spec": {"suspend": False}})
     head = git_server.head("octo", "live", "main")
     name = f"production-{(head or '')[:10]}"

@@ -10,6 +10,7 @@ and ConfigMaps for outputs and state.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 from typing import Any
@@ -220,11 +221,9 @@ async def _environment_body(request: Request, name: str) -> dict[str, Any]:
 async def _notify_environment(request: Request, phase: str) -> None:
     """Let the Environment reconcile (its status shows the last plan and the last applied revision)."""
     patch = {"metadata": {"annotations": {PLAN_STATUS_ANNOTATION: f"{request.name}:{phase}"}}}
-    try:
+    with contextlib.suppress(kube.NotFound):  # the Environment is being deleted with its plans
         await request.memo.kube.patch(kube.ours(kinds.ENVIRONMENT.plural), request.namespace,
                                       request.spec.environment_ref.name, patch)
-    except kube.NotFound:
-        pass
 
 
 def _commit(revision: str | None) -> str | None:
