@@ -41,6 +41,8 @@ class Settings:
     # Engine binaries.
     terraform_binary: str = "terraform"
     tofu_binary: str = "tofu"
+    # Drift checks running at once, operator-wide (each runs an engine).
+    drift_concurrency: int = 4
     # Plans kept per Environment before garbage collection.
     plan_history: int = 10
     # HTTP ports (0 disables): kopf liveness, Prometheus metrics, GitHub webhooks.

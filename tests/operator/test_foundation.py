@@ -49,8 +49,8 @@ async def _versions(cluster: Cluster, count: int) -> bool:
         ("GitHubRepository", "infra-live", "False", "DependencyNotReady"),  # so its connection is not Ready
         ("Template", "network", "True", "Succeeded"),
         ("TemplateRepoLink", "network", "False", "DependencyNotReady"),  # the connection is not Ready
-        ("Environment", "production", "Unknown", "Progressing"),
-        ("Plan", "production-manual-1", "Unknown", "Progressing"),
+        ("Environment", "production", "False", "DependencyNotReady"),  # its repository is not reachable
+        ("Plan", "production-manual-1", "False", "DependencyNotReady"),
     ],
 )
 async def test_every_example_gets_its_conditions(

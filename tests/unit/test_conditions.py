@@ -66,6 +66,8 @@ def test_set_keeps_order_and_other_conditions() -> None:
          ("False", "ConflictOpened")),
         ([("Synced", "True", "InSync"), ("Conflict", "False", "NoConflict")], ["Synced", "Conflict"],
          ("True", "Succeeded")),
+        # An absent abnormal-true condition is good news, not a pending one.
+        ([("Planned", "True", "Succeeded")], ["Planned", "Drifted"], ("True", "Succeeded")),
         # Stalled wins over everything.
         ([("Stalled", "True", "InvalidSpec"), ("Synced", "True", "InSync")], ["Synced"], ("False", "InvalidSpec")),
         # A bad condition wins over a pending one, whatever the order.

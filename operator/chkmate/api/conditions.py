@@ -172,7 +172,8 @@ def summarize(
 
     Order of precedence: ``Stalled`` (a terminal error) → any listed condition in its bad polarity →
     ``Reconciling`` (work in progress) → every listed condition good → Ready=True.
-    A listed condition that is missing counts as Unknown.
+    A listed condition that is missing counts as Unknown, except an abnormal-true one (Conflict, Drifted),
+    which is absent while all is well.
     """
     stalled = find(conditions, Types.STALLED)
     if stalled is not None and stalled.status == TRUE:
@@ -183,6 +184,8 @@ def summarize(
     pending: Condition | None = None
     for type_ in depends_on:
         found = find(conditions, type_)
+        if found is None and type_ in NEGATIVE_POLARITY:
+            continue  # abnormal-true conditions are absent while all is well
         if found is None or found.status == UNKNOWN:
             pending = pending or found or Condition(type=type_, status=UNKNOWN, reason=Reasons.PROGRESSING)
             continue

@@ -125,7 +125,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
     registering.reconcile_on_changes(registry, RECONCILER, handler_id="reconcile_github_connection")
     registering.resync_periodically(
         registry, RECONCILER, handler_id="check_github_connection",
-        interval=lambda memo: memo.settings.connection_check_interval,
+        interval=lambda memo, body: memo.settings.connection_check_interval,
     )
     kopf.on.delete(GROUP, VERSION, kinds.GITHUB_CONNECTION.plural, id="delete_github_connection",
                    registry=registry)(delete_github_connection)

@@ -125,7 +125,7 @@ RECONCILER = reconciling.Reconciler(
     info=kinds.ENVIRONMENT,
     spec_model=environments.EnvironmentSpec,
     status_model=environments.EnvironmentStatus,
-    depends_on=(conds.Types.PLANNED,),
+    depends_on=(conds.Types.PLANNED, conds.Types.DRIFTED),
     step=reconcile_environment,
 )
 

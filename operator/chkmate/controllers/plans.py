@@ -119,6 +119,8 @@ async def _approve_and_apply(
     plan_id = status.plan_id or ""
     done = planned_set or reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUCCEEDED,
                                           (status.summary and _summary_line(status)) or "Planned.")
+    if request.spec.kind == "drift":
+        return Outcome(status=status, conditions=(done,), ready_message="Drift report: never applied.")
     approval = _approval(request, env_spec, plan_id)
     if approval is not None:
         return Outcome(status=status, conditions=(done, approval))

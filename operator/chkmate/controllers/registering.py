@@ -48,9 +48,10 @@ def resync_periodically(
     reconciler: reconciling.Reconciler[Any, Any],
     *,
     handler_id: str,
-    interval: Callable[[memos.Memo], float],
+    interval: Callable[[memos.Memo, kopf.Body], float],
 ) -> None:
-    """Reconcile every object again every ``interval`` seconds (±10 % jitter), as Flux's ``interval`` does.
+    """Reconcile every object again every ``interval(memo, body)`` seconds (±10 % jitter), as Flux's
+    ``interval`` does (from the settings or from the object's own spec).
 
     A kopf daemon per object runs the same reconciler as the change handlers and writes the status
     itself (daemons get no patch applied for them). Errors are already recorded in the status by the
@@ -64,7 +65,7 @@ def resync_periodically(
     ) -> None:
         ours = memos.of(memo)
         while not stopped:
-            await stopped.wait(interval(ours) * random.uniform(0.9, 1.1))
+            await stopped.wait(interval(ours, body) * random.uniform(0.9, 1.1))
             if stopped or meta.get("deletionTimestamp"):
                 return
             patch = kopf.Patch()

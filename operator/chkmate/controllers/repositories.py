@@ -156,7 +156,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
     registering.reconcile_on_changes(registry, RECONCILER, handler_id="reconcile_github_repository")
     registering.resync_periodically(
         registry, RECONCILER, handler_id="resync_github_repository",
-        interval=lambda memo: memo.settings.resync_interval,
+        interval=lambda memo, body: memo.settings.resync_interval,
     )
     kopf.on.delete(GROUP, VERSION, kinds.GITHUB_REPOSITORY.plural, id="delete_github_repository",
                    registry=registry, when=_deletes_on_github)(delete_github_repository)
