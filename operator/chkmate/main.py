@@ -49,7 +49,8 @@ def register(
 
     async def configure_chkmate(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger, **_: Any) -> None:
         controllers.configure(settings)
-        memos.ensure(memo, settings_factory)
+        ours = memos.ensure(memo, settings_factory)
+        ours.metrics_server = await ours.metrics.serve(ours.settings.metrics_port)
         logger.info("The chkmate operator is configured.")
 
     async def login_chkmate(

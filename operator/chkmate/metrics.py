@@ -69,71 +69,104 @@ class Metrics:
         r = self.registry
         object_labels = ("kind", "namespace", "name")
         self.reconcile_duration = Histogram(
-            "chkmate_reconcile_duration_seconds", "Time one reconcile of an object took.", object_labels,
-            buckets=RECONCILE_BUCKETS, registry=r,
+            "chkmate_reconcile_duration_seconds",
+            "Time one reconcile of an object took.",
+            object_labels,
+            buckets=RECONCILE_BUCKETS,
+            registry=r,
         )
         self.reconcile_total = Counter(
-            "chkmate_reconcile_total", "Reconciles of an object, by result.", (*object_labels, "result"), registry=r,
+            "chkmate_reconcile_total",
+            "Reconciles of an object, by result.",
+            (*object_labels, "result"),
+            registry=r,
         )
         self.resource_ready = Gauge(
-            "chkmate_resource_ready", "1 for the status of the object's Ready condition, 0 for the other two.",
-            (*object_labels, "status"), registry=r,
+            "chkmate_resource_ready",
+            "1 for the status of the object's Ready condition, 0 for the other two.",
+            (*object_labels, "status"),
+            registry=r,
         )
         self.environment_drifted = Gauge(
-            "chkmate_environment_drifted", "1 when the Environment's last drift check found changes, else 0.",
-            ("namespace", "name"), registry=r,
+            "chkmate_environment_drifted",
+            "1 when the Environment's last drift check found changes, else 0.",
+            ("namespace", "name"),
+            registry=r,
         )
         self.plans = Gauge(
-            "chkmate_plans", "Plans of an Environment in each phase.", ("namespace", "environment", "phase"),
+            "chkmate_plans",
+            "Plans of an Environment in each phase.",
+            ("namespace", "environment", "phase"),
             registry=r,
         )
         self.applies_total = Counter(
-            "chkmate_applies_total", "Applies of an Environment's plans, by result.",
-            ("namespace", "environment", "result"), registry=r,
+            "chkmate_applies_total",
+            "Applies of an Environment's plans, by result.",
+            ("namespace", "environment", "result"),
+            registry=r,
         )
         self.sync_events_total = Counter(
-            "chkmate_sync_events_total", "Sync events of a TemplateRepoLink, by direction and result.",
-            ("namespace", "name", "direction", "result"), registry=r,
+            "chkmate_sync_events_total",
+            "Sync events of a TemplateRepoLink, by direction and result.",
+            ("namespace", "name", "direction", "result"),
+            registry=r,
         )
         self.sync_conflict_open = Gauge(
-            "chkmate_sync_conflict_open", "1 while the TemplateRepoLink has an open conflict pull request, else 0.",
-            ("namespace", "name"), registry=r,
+            "chkmate_sync_conflict_open",
+            "1 while the TemplateRepoLink has an open conflict pull request, else 0.",
+            ("namespace", "name"),
+            registry=r,
         )
         self.plan_awaiting_approval_since = Gauge(
             "chkmate_plan_awaiting_approval_since_seconds",
             "Unix time the plan started waiting for approval; absent when it is not waiting.",
-            ("namespace", "name", "environment"), registry=r,
+            ("namespace", "name", "environment"),
+            registry=r,
         )
         self.webhook_deliveries_total = Counter(
-            "chkmate_webhook_deliveries_total", "GitHub webhook deliveries received, by event and result.",
-            ("event", "result"), registry=r,
+            "chkmate_webhook_deliveries_total",
+            "GitHub webhook deliveries received, by event and result.",
+            ("event", "result"),
+            registry=r,
         )
         self.github_api_requests_total = Counter(
-            "chkmate_github_api_requests_total", "GitHub API requests of a GitHubConnection, by response status class.",
-            ("namespace", "connection", "status"), registry=r,
+            "chkmate_github_api_requests_total",
+            "GitHub API requests of a GitHubConnection, by response status class.",
+            ("namespace", "connection", "status"),
+            registry=r,
         )
         self.github_rate_limit_remaining = Gauge(
-            "chkmate_github_rate_limit_remaining", "Requests left in the connection's current rate-limit window.",
-            ("namespace", "connection"), registry=r,
+            "chkmate_github_rate_limit_remaining",
+            "Requests left in the connection's current rate-limit window.",
+            ("namespace", "connection"),
+            registry=r,
         )
         self.github_rate_limit_limit = Gauge(
-            "chkmate_github_rate_limit_limit", "Requests the connection may make per rate-limit window.",
-            ("namespace", "connection"), registry=r,
+            "chkmate_github_rate_limit_limit",
+            "Requests the connection may make per rate-limit window.",
+            ("namespace", "connection"),
+            registry=r,
         )
         self.git_operation_duration = Histogram(
-            "chkmate_git_operation_duration_seconds", "Time one git operation took.", ("operation",),
-            buckets=GIT_BUCKETS, registry=r,
+            "chkmate_git_operation_duration_seconds",
+            "Time one git operation took.",
+            ("operation",),
+            buckets=GIT_BUCKETS,
+            registry=r,
         )
         # Series that name an object of these kinds, beyond the reconcile and Ready ones: (metric, its label
         # holding the object's name); the namespace label is always "namespace".
         self._owned: Mapping[str, tuple[tuple[MetricWrapperBase, str], ...]] = {
             kinds.ENVIRONMENT.kind: (
-                (self.environment_drifted, "name"), (self.plans, "environment"), (self.applies_total, "environment"),
+                (self.environment_drifted, "name"),
+                (self.plans, "environment"),
+                (self.applies_total, "environment"),
             ),
             kinds.PLAN.kind: ((self.plan_awaiting_approval_since, "name"),),
             kinds.TEMPLATE_REPO_LINK.kind: ((self.sync_events_total, "name"), (self.sync_conflict_open, "name")),
             kinds.GITHUB_CONNECTION.kind: (
-                (self.github_api_requests_total, "connection"), (self.github_rate_limit_remaining, "connection"),
+                (self.github_api_requests_total, "connection"),
+                (self.github_rate_limit_remaining, "connection"),
                 (self.github_rate_limit_limit, "connection"),
             ),
         }
@@ -179,9 +212,7 @@ class Metrics:
         _check(result, get_args(ApplyResult), "result")
         self.applies_total.labels(namespace, environment, result).inc()
 
-    def awaiting_approval(
-        self, namespace: str, name: str, environment: str, since: datetime.datetime | None
-    ) -> None:
+    def awaiting_approval(self, namespace: str, name: str, environment: str, since: datetime.datetime | None) -> None:
         """The plan has waited for approval since ``since`` (timezone-aware); None: it no longer waits."""
         if since is None:
             self.plan_awaiting_approval_since.remove_by_labels({"namespace": namespace, "name": name})

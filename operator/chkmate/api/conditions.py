@@ -178,8 +178,13 @@ def summarize(
     stalled = find(conditions, Types.STALLED)
     if stalled is not None and stalled.status == TRUE:
         return set_condition(
-            conditions, type_=Types.READY, status=FALSE, reason=stalled.reason, message=stalled.message,
-            generation=generation, now=now,
+            conditions,
+            type_=Types.READY,
+            status=FALSE,
+            reason=stalled.reason,
+            message=stalled.message,
+            generation=generation,
+            now=now,
         )
     pending: Condition | None = None
     for type_ in depends_on:
@@ -192,8 +197,13 @@ def summarize(
         bad = found.status == (TRUE if type_ in NEGATIVE_POLARITY else FALSE)
         if bad:
             return set_condition(
-                conditions, type_=Types.READY, status=FALSE, reason=found.reason, message=found.message,
-                generation=generation, now=now,
+                conditions,
+                type_=Types.READY,
+                status=FALSE,
+                reason=found.reason,
+                message=found.message,
+                generation=generation,
+                now=now,
             )
     reconciling = find(conditions, Types.RECONCILING)
     if reconciling is not None and reconciling.status == TRUE:
@@ -201,10 +211,20 @@ def summarize(
     if pending is not None:
         message = pending.message or f"Waiting for {pending.type}."
         return set_condition(
-            conditions, type_=Types.READY, status=UNKNOWN, reason=pending.reason or Reasons.PROGRESSING,
-            message=message, generation=generation, now=now,
+            conditions,
+            type_=Types.READY,
+            status=UNKNOWN,
+            reason=pending.reason or Reasons.PROGRESSING,
+            message=message,
+            generation=generation,
+            now=now,
         )
     return set_condition(
-        conditions, type_=Types.READY, status=TRUE, reason=Reasons.SUCCEEDED, message=ready_message,
-        generation=generation, now=now,
+        conditions,
+        type_=Types.READY,
+        status=TRUE,
+        reason=Reasons.SUCCEEDED,
+        message=ready_message,
+        generation=generation,
+        now=now,
     )

@@ -22,8 +22,9 @@ class Scaffold(base.Model):
     """Files written into a repository the operator creates."""
 
     purpose: ScaffoldPurpose = pydantic.Field(
-        default="terraform", description="terraform: README, .gitignore, .chkmate.yml, main/variables/outputs.tf; "
-        "webapp: README and .gitignore."
+        default="terraform",
+        description="terraform: README, .gitignore, .chkmate.yml, main/variables/outputs.tf; "
+        "webapp: README and .gitignore.",
     )
     readme: bool = pydantic.Field(default=True, description="Write a README.md explaining the layout.")
     gitignore: bool = pydantic.Field(default=True, description="Write a .gitignore for the purpose.")
@@ -49,8 +50,8 @@ class GitHubRepositorySpec(base.Model):
         default=None, description="Initial files for a created repository; never written into a non-empty one."
     )
     deletion_policy: DeletionPolicy = pydantic.Field(
-        default="Retain", description="Retain leaves the repository on GitHub when this object is deleted; "
-        "Delete deletes it."
+        default="Retain",
+        description="Retain leaves the repository on GitHub when this object is deleted; Delete deletes it.",
     )
 
     @pydantic.model_validator(mode="after")

@@ -8,6 +8,7 @@ its token cache and ETag cache warm. I/O: reads Secrets through the Kubernetes c
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from chkmate import errors
 from chkmate.api import connections
@@ -27,6 +28,8 @@ class GitHubConnections:
     """The operator-wide registry of GitHub clients, keyed by connection (namespace, name)."""
 
     timeout: float = github.DEFAULT_TIMEOUT
+    # Told of every response: (namespace, connection, client, HTTP status; 0 when no response came).
+    on_response: Callable[[str, str, github.GitHubClient, int], None] | None = None
     _clients: dict[Key, github.GitHubClient] = dataclasses.field(default_factory=dict)
 
     async def client(
@@ -37,6 +40,9 @@ class GitHubConnections:
         if current is not None and current.fingerprint == github.fingerprint(spec.api_url, auth):
             return current
         client = github.GitHubClient(spec.api_url, auth, timeout=self.timeout)
+        if self.on_response is not None:
+            report = self.on_response
+            client.on_response = lambda status: report(namespace, name, client, status)
         self._clients[(namespace, name)] = client
         if current is not None:
             await current.close()

@@ -19,6 +19,7 @@ import io
 import os
 import re
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from chkmate import errors
 from chkmate.api import conditions
 
 ZERO_SHA = "0" * 40
-CREDENTIAL_HELPER = "!f() { echo username=x-access-token; echo \"password=$GIT_TOKEN\"; }; f"
+CREDENTIAL_HELPER = '!f() { echo username=x-access-token; echo "password=$GIT_TOKEN"; }; f'
 DEFAULT_TIMEOUT = 120.0
 BLOB_CACHE_BYTES = 64 * 1024 * 1024  # file contents kept in memory, by blob sha (shared by every repository)
 
@@ -81,9 +82,16 @@ class Change:
 class Mirrors:
     """Bare mirrors of remote repositories under ``root``, one per URL, each behind its own lock."""
 
-    def __init__(self, root: Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        on_operation: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.root = root
         self.timeout = timeout
+        self.on_operation = on_operation  # told of every network operation and its duration
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self.operations: collections.Counter[str] = collections.Counter()  # for metrics and benchmarks
         self._blobs: collections.OrderedDict[str, bytes] = collections.OrderedDict()
@@ -161,8 +169,11 @@ class Mirrors:
                     return {posix_basename(path): self._blob(item)}
                 tree = item
             prefix = len(str(tree.path)) + 1 if tree.path else 0
-            return {str(blob.path)[prefix:]: self._blob(blob) for blob in tree.traverse()
-                    if isinstance(blob, gitpython.Blob)}
+            return {
+                str(blob.path)[prefix:]: self._blob(blob)
+                for blob in tree.traverse()
+                if isinstance(blob, gitpython.Blob)
+            }
         finally:
             repo.close()
 
@@ -197,9 +208,7 @@ class Mirrors:
         finally:
             repo.close()
 
-    async def commit(
-        self, remote: Remote, *, parent: str | None, change: Change, message: str, author: Author
-    ) -> str:
+    async def commit(self, remote: Remote, *, parent: str | None, change: Change, message: str, author: Author) -> str:
         """A new commit on top of ``parent`` (None: a root commit) applying ``change``; nothing is pushed."""
         mirror = await self._ensure(remote)
         with tempfile.TemporaryDirectory(prefix="chkmate-index-") as scratch:
@@ -212,12 +221,15 @@ class Mirrors:
             for path in sorted(change.delete):
                 index_lines.append(f"0 {ZERO_SHA}\t{path}")
             if index_lines:
-                await self._local(mirror, "update-index", "--index-info", env=env,
-                                  stdin=("\n".join(index_lines) + "\n").encode())
+                await self._local(
+                    mirror, "update-index", "--index-info", env=env, stdin=("\n".join(index_lines) + "\n").encode()
+                )
             tree = (await self._local(mirror, "write-tree", env=env)).strip()
         identity = {
-            "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
-            "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email,
+            "GIT_AUTHOR_NAME": author.name,
+            "GIT_AUTHOR_EMAIL": author.email,
+            "GIT_COMMITTER_NAME": author.name,
+            "GIT_COMMITTER_EMAIL": author.email,
         }
         args = ["commit-tree", tree, *(["-p", parent] if parent else [])]
         return (await self._local(mirror, *args, env=identity, stdin=message.encode())).strip()
@@ -227,8 +239,10 @@ class Mirrors:
         """Write the contents as blobs in-process (one git process per file would cost ~2 ms each)."""
         repo = gitpython.Repo(mirror)
         try:
-            return {path: repo.odb.store(IStream(b"blob", len(data), io.BytesIO(data))).hexsha.decode()
-                    for path, data in sorted(files.items())}
+            return {
+                path: repo.odb.store(IStream(b"blob", len(data), io.BytesIO(data))).hexsha.decode()
+                for path, data in sorted(files.items())
+            }
         finally:
             repo.close()
 
@@ -242,8 +256,9 @@ class Mirrors:
     async def push(self, remote: Remote, commit: str, branch: str) -> None:
         """Push ``commit`` to ``branch``; :class:`NonFastForward` when the branch moved on. Never forced."""
         mirror = await self._ensure(remote)
-        await self._git(remote, "push", "--porcelain", remote.url, f"{commit}:refs/heads/{branch}", cwd=mirror,
-                        op="push")
+        await self._git(
+            remote, "push", "--porcelain", remote.url, f"{commit}:refs/heads/{branch}", cwd=mirror, op="push"
+        )
         await self._local(mirror, "update-ref", f"refs/heads/{branch}", commit)
 
     async def _ensure(self, remote: Remote) -> Path:
@@ -256,8 +271,9 @@ class Mirrors:
     async def _local(
         self, cwd: Path | None, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
     ) -> str:
-        return await _run(["git", *args], cwd=cwd, env=_environment(env), stdin=stdin, timeout=self.timeout,
-                          secret=None)
+        return await _run(
+            ["git", *args], cwd=cwd, env=_environment(env), stdin=stdin, timeout=self.timeout, secret=None
+        )
 
     async def _git(self, remote: Remote, *args: str, cwd: Path | None, op: str) -> str:
         """A network git command authenticated with the remote's token through the credential helper."""
@@ -265,7 +281,12 @@ class Mirrors:
         env = {"GIT_TOKEN": token} if token else {}
         self.operations[op] += 1
         command = ["git", "-c", "credential.helper=", "-c", f"credential.helper={CREDENTIAL_HELPER}", *args]
-        return await _run(command, cwd=cwd, env=_environment(env), stdin=None, timeout=self.timeout, secret=token)
+        started = time.monotonic()
+        try:
+            return await _run(command, cwd=cwd, env=_environment(env), stdin=None, timeout=self.timeout, secret=token)
+        finally:
+            if self.on_operation is not None:
+                self.on_operation(op, time.monotonic() - started)
 
 
 def posix_basename(path: str) -> str:
@@ -286,13 +307,21 @@ def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
 
 
 async def _run(
-    command: list[str], *, cwd: Path | None, env: Mapping[str, str], stdin: bytes | None, timeout: float,
+    command: list[str],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    timeout: float,
     secret: str | None,
 ) -> str:
     process = await asyncio.create_subprocess_exec(
-        *command, cwd=cwd, env=dict(env),
+        *command,
+        cwd=cwd,
+        env=dict(env),
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
@@ -301,8 +330,12 @@ async def _run(
         await process.wait()
         raise GitError(f"git {_verb(command)} timed out after {timeout:.0f}s") from None
     if process.returncode != 0:
-        raise _error(command, process.returncode or 1, _redact(err.decode(errors="replace"), secret),
-                     _redact(out.decode(errors="replace"), secret))
+        raise _error(
+            command,
+            process.returncode or 1,
+            _redact(err.decode(errors="replace"), secret),
+            _redact(out.decode(errors="replace"), secret),
+        )
     return out.decode(errors="replace")
 
 

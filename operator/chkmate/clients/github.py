@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import datetime
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import githubkit
@@ -39,8 +39,15 @@ USER_AGENT = "chkmate-operator"
 class GitHubError(errors.ChkmateError):
     """GitHub refused a request; ``status`` is the HTTP status (0 when there was no response)."""
 
-    def __init__(self, message: str, *, status: int = 0, reason: str | None = None, retryable: bool | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        reason: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, reason=reason, retryable=retryable, retry_after=retry_after)
         self.status = status
 
@@ -138,8 +145,11 @@ class Repository:
     def parse(cls, data: Mapping[str, Any]) -> Repository:
         visibility = data.get("visibility") or ("private" if data.get("private") else "public")
         return cls(
-            full_name=data["full_name"], html_url=data.get("html_url", ""), clone_url=data.get("clone_url", ""),
-            default_branch=data.get("default_branch") or "main", visibility=visibility,
+            full_name=data["full_name"],
+            html_url=data.get("html_url", ""),
+            clone_url=data.get("clone_url", ""),
+            default_branch=data.get("default_branch") or "main",
+            visibility=visibility,
             empty=data.get("size", 0) == 0 and not data.get("pushed_at"),
         )
 
@@ -195,12 +205,14 @@ class GitHubClient:
         self.fingerprint = fingerprint(api_url, auth)
         self.rate_limit: RateLimit | None = None
         self.calls: dict[int, int] = {}  # responses by status, for metrics and benchmarks
+        self.on_response: Callable[[int], None] | None = None  # told of every response (0: none came)
         self._cache = githubkit.cache.MemCacheStrategy()
         self._transport = SharedTransport()
         self._http_cache = True
         self._token: Token | None = None
         self._token_lock = asyncio.Lock()
         self._clients: dict[str, githubkit.GitHub[Any]] = {}
+        self._login: str | None = None
 
     # -- tokens ------------------------------------------------------------------------------------
 
@@ -232,7 +244,8 @@ class GitHubClient:
         except Unauthorized as e:
             raise Unauthorized(
                 f"GitHub refused the App's JWT (app id {auth.app_id}): check appId and the private key.",
-                status=e.status, retryable=True,
+                status=e.status,
+                retryable=True,
             ) from e
         except GitHubError as e:
             if e.status == 403 and "suspended" in e.message.lower():
@@ -245,7 +258,12 @@ class GitHubClient:
     # -- requests ----------------------------------------------------------------------------------
 
     async def request(
-        self, method: str, path: str, *, json: Any = None, params: Mapping[str, str | int] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
         app: bool = False,
     ) -> Response:
         """Call the API as the installation (or token), or as the App itself with ``app=True`` (JWT).
@@ -255,8 +273,9 @@ class GitHubClient:
         if app:
             if not isinstance(self.auth, AppAuth):
                 raise ValueError("App-level requests need GitHub App auth")
-            client = githubkit.GitHub(githubkit.AppAuthStrategy(self.auth.app_id, self.auth.private_key),
-                                      **self._options())
+            client = githubkit.GitHub(
+                githubkit.AppAuthStrategy(self.auth.app_id, self.auth.private_key), **self._options()
+            )
             return await self._send(client, method, path, json=json, params=params)
         for attempt in (1, 2):
             token = await self.token()
@@ -307,7 +326,12 @@ class GitHubClient:
         }
 
     async def _send(
-        self, client: githubkit.GitHub[Any], method: str, path: str, *, json: Any,
+        self,
+        client: githubkit.GitHub[Any],
+        method: str,
+        path: str,
+        *,
+        json: Any,
         params: Mapping[str, str | int] | None = None,
     ) -> Response:
         try:
@@ -317,18 +341,23 @@ class GitHubClient:
             self._observe(e.response.raw_response.headers)
             raise RateLimited(
                 f"GitHub rate limit exceeded on {method} {path}; retrying in {e.retry_after.total_seconds():.0f}s.",
-                status=e.response.status_code, retry_after=max(1.0, e.retry_after.total_seconds()),
+                status=e.response.status_code,
+                retry_after=max(1.0, e.retry_after.total_seconds()),
             ) from None
         except githubkit.exception.RequestFailed as e:
             self._count(e.response.status_code)
             self._observe(e.response.raw_response.headers)
             raise classify(method, path, e.response.status_code, _json(e.response.raw_response)) from None
         except githubkit.exception.RequestTimeout:
-            raise GitHubUnavailable(f"GitHub did not answer {method} {path} within {self.timeout:.0f}s.",
-                                    retryable=True) from None
+            self._count(0)
+            raise GitHubUnavailable(
+                f"GitHub did not answer {method} {path} within {self.timeout:.0f}s.", retryable=True
+            ) from None
         except githubkit.exception.RequestError as e:
-            raise GitHubUnavailable(f"GitHub could not be reached for {method} {path}: {type(e).__name__}.",
-                                    retryable=True) from None
+            self._count(0)
+            raise GitHubUnavailable(
+                f"GitHub could not be reached for {method} {path}: {type(e).__name__}.", retryable=True
+            ) from None
         # hishel answers a 304 with the cached 200; it marks such responses as revalidated.
         revalidated = bool(response.raw_response.extensions.get("hishel_revalidated"))
         self._count(304 if revalidated else response.status_code)
@@ -339,6 +368,8 @@ class GitHubClient:
 
     def _count(self, status: int) -> None:
         self.calls[status] = self.calls.get(status, 0) + 1
+        if self.on_response is not None:
+            self.on_response(status)
 
     def _observe(self, headers: httpx.Headers) -> None:
         try:
@@ -361,17 +392,29 @@ class GitHubClient:
             ) from e
         account = data.get("account") or {}
         return Installation(
-            id=data["id"], account=_account(account), suspended=bool(data.get("suspended_at")),
+            id=data["id"],
+            account=_account(account),
+            suspended=bool(data.get("suspended_at")),
             repository_selection=data.get("repository_selection", ""),
         )
 
     async def authenticated_user(self) -> Account:
         return _account((await self.request("GET", "/user")).data)
 
+    async def own_login(self) -> str:
+        """The login the connection's comments are written as: ``<app-slug>[bot]``, or the token's user (cached)."""
+        if self._login is None:
+            if isinstance(self.auth, AppAuth):
+                self._login = f"{(await self.request('GET', '/app', app=True)).data['slug']}[bot]"
+            else:
+                self._login = (await self.authenticated_user()).login
+        return self._login
+
     async def fetch_rate_limit(self) -> RateLimit:
         data = (await self.request("GET", "/rate_limit")).data["resources"]["core"]
-        self.rate_limit = RateLimit(data["limit"], data["remaining"],
-                                    datetime.datetime.fromtimestamp(data["reset"], datetime.UTC))
+        self.rate_limit = RateLimit(
+            data["limit"], data["remaining"], datetime.datetime.fromtimestamp(data["reset"], datetime.UTC)
+        )
         return self.rate_limit
 
     async def owner_type(self, login: str) -> Literal["User", "Organization"]:
@@ -387,8 +430,12 @@ class GitHubClient:
     async def create_repository(
         self, owner: str, name: str, *, organization: bool, visibility: str, description: str
     ) -> Repository:
-        body: dict[str, Any] = {"name": name, "description": description, "private": visibility != "public",
-                                "auto_init": False}
+        body: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "private": visibility != "public",
+            "auto_init": False,
+        }
         if organization:
             body["visibility"] = visibility
         path = f"/orgs/{owner}/repos" if organization else "/user/repos"
@@ -423,19 +470,46 @@ class PullRequest:
     head_sha: str
     base_ref: str
     author: str
+    merge_commit_sha: str | None = None  # once merged: the commit the base branch got (merge, squash or rebase)
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> PullRequest:
+        merged = bool(data.get("merged") or data.get("merged_at"))
         return cls(
-            number=int(data["number"]), state="open" if data.get("state") == "open" else "closed",
-            merged=bool(data.get("merged") or data.get("merged_at")), html_url=data.get("html_url", ""),
-            head_ref=data.get("head", {}).get("ref", ""), head_sha=data.get("head", {}).get("sha", ""),
-            base_ref=data.get("base", {}).get("ref", ""), author=(data.get("user") or {}).get("login", ""),
+            number=int(data["number"]),
+            state="open" if data.get("state") == "open" else "closed",
+            merged=merged,
+            html_url=data.get("html_url", ""),
+            head_ref=data.get("head", {}).get("ref", ""),
+            head_sha=data.get("head", {}).get("sha", ""),
+            base_ref=data.get("base", {}).get("ref", ""),
+            author=(data.get("user") or {}).get("login", ""),
+            merge_commit_sha=data.get("merge_commit_sha") if merged else None,
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class IssueComment:
+    id: int
+    author: str
+    body: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Review:
+    author: str
+    state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED or PENDING
+
+
+CheckConclusion = Literal["success", "failure", "neutral"]
+WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})  # the collaborator permissions that can push
+PAGE_SIZE = 100  # GitHub's largest page
+MAX_PAGES = 50  # 5,000 comments or reviews on one pull request: beyond that we stop reading
+
+
 class PullRequests:
-    """Pull request calls of one repository (mixed into the client's API by :meth:`GitHubClient.pulls`)."""
+    """Pull request calls of one repository (mixed into the client's API by :meth:`GitHubClient.pulls`): pull
+    requests, their conversation comments and reviews, collaborator permissions, and check runs on their heads."""
 
     def __init__(self, client: GitHubClient, owner: str, name: str) -> None:
         self.client, self.base = client, f"/repos/{owner}/{name}"
@@ -447,15 +521,18 @@ class PullRequests:
 
     async def find_open(self, head_branch: str, base_branch: str) -> PullRequest | None:
         found = await self.client.request(
-            "GET", f"{self.base}/pulls", params={"state": "open", "head": f"{self.owner}:{head_branch}",
-                                                 "base": base_branch})
+            "GET",
+            f"{self.base}/pulls",
+            params={"state": "open", "head": f"{self.owner}:{head_branch}", "base": base_branch},
+        )
         return PullRequest.parse(found.data[0]) if found.data else None
 
     async def open(self, *, head: str, base: str, title: str, body: str) -> PullRequest:
         """Open a pull request, or return the open one for the same head and base (idempotent)."""
         try:
             created = await self.client.request(
-                "POST", f"{self.base}/pulls", json={"head": head, "base": base, "title": title, "body": body})
+                "POST", f"{self.base}/pulls", json={"head": head, "base": base, "title": title, "body": body}
+            )
         except GitHubError as e:
             if e.status == 422 and "already exists" in e.message:
                 existing = await self.find_open(head, base)
@@ -471,15 +548,83 @@ class PullRequests:
         created = await self.client.request("POST", f"{self.base}/issues/{number}/comments", json={"body": body})
         return int(created.data["id"])
 
+    async def comments(self, number: int) -> list[IssueComment]:
+        """Every comment of the pull request's conversation, oldest first."""
+        return [
+            IssueComment(int(c["id"]), (c.get("user") or {}).get("login", ""), c.get("body") or "")
+            for c in await self._all(f"{self.base}/issues/{number}/comments")
+        ]
+
+    async def edit_comment(self, comment_id: int, body: str) -> None:
+        await self.client.request("PATCH", f"{self.base}/issues/comments/{comment_id}", json={"body": body})
+
+    async def delete_comment(self, comment_id: int) -> None:
+        """Delete a comment; one already gone counts as deleted."""
+        try:
+            await self.client.request("DELETE", f"{self.base}/issues/comments/{comment_id}")
+        except NotFound:
+            return
+
+    async def reviews(self, number: int) -> list[Review]:
+        """Submitted reviews, oldest first."""
+        return [
+            Review((r.get("user") or {}).get("login", ""), str(r.get("state", "")))
+            for r in await self._all(f"{self.base}/pulls/{number}/reviews")
+        ]
+
+    async def permission(self, login: str) -> str:
+        """``login``'s permission on the repository: admin, maintain, write, triage, read or none."""
+        found = await self.client.get_optional(f"{self.base}/collaborators/{login}/permission")
+        return "none" if found is None else str(found.data.get("permission") or "none")
+
+    async def create_check_run(
+        self, *, name: str, head_sha: str, conclusion: CheckConclusion, output: Mapping[str, str]
+    ) -> int:
+        """A completed check run on ``head_sha`` (GitHub Apps only: tokens cannot write check runs)."""
+        created = await self.client.request(
+            "POST",
+            f"{self.base}/check-runs",
+            json={
+                "name": name,
+                "head_sha": head_sha,
+                "status": "completed",
+                "conclusion": conclusion,
+                "output": dict(output),
+            },
+        )
+        return int(created.data["id"])
+
+    async def update_check_run(
+        self, check_run_id: int, *, conclusion: CheckConclusion, output: Mapping[str, str]
+    ) -> None:
+        await self.client.request(
+            "PATCH",
+            f"{self.base}/check-runs/{check_run_id}",
+            json={"status": "completed", "conclusion": conclusion, "output": dict(output)},
+        )
+
+    async def _all(self, path: str) -> list[Any]:
+        """Every item of a paginated list (up to :data:`MAX_PAGES` pages)."""
+        items: list[Any] = []
+        for page in range(1, MAX_PAGES + 1):
+            found = (await self.client.request("GET", path, params={"per_page": PAGE_SIZE, "page": page})).data
+            items.extend(found or [])
+            if len(found or []) < PAGE_SIZE:
+                break
+        return items
+
 
 def classify(method: str, path: str, status: int, body: Any) -> GitHubError:
     """Our error for a GitHub error response: GitHub's own message, never request headers or tokens."""
     message = body.get("message", "") if isinstance(body, dict) else ""
-    details = "; ".join(
-        str(e.get("message") or e.get("code")) for e in (body.get("errors") or []) if isinstance(e, dict)
-    ) if isinstance(body, dict) else ""
+    details = (
+        "; ".join(str(e.get("message") or e.get("code")) for e in (body.get("errors") or []) if isinstance(e, dict))
+        if isinstance(body, dict)
+        else ""
+    )
     text = f"GitHub answered {status} to {method} {path}: {message or 'no message'}" + (
-        f" ({details})" if details else "")
+        f" ({details})" if details else ""
+    )
     if status == 401:
         return Unauthorized(text, status=status, retryable=True)
     if status == 404:

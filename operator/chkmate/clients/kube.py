@@ -81,7 +81,9 @@ class KubeClient:
         connector = aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=32)
         headers = {"Accept": "application/json", **self._info.as_http_headers()}
         self._session = aiohttp.ClientSession(
-            base_url=self._info.server.rstrip("/") + "/", connector=connector, headers=headers,
+            base_url=self._info.server.rstrip("/") + "/",
+            connector=connector,
+            headers=headers,
             timeout=self._timeout,
         )
         return self
@@ -136,8 +138,13 @@ class KubeClient:
         return string_data.get(key)
 
     async def _request(
-        self, method: str, path: str, *, body: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None, content_type: str = "application/json",
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
     ) -> Object:
         if self._session is None:
             raise RuntimeError("KubeClient is not open: use `async with KubeClient(...)`.")

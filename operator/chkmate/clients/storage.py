@@ -68,34 +68,63 @@ class Locked(errors.ChkmateError):
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
     """An ownerReference to ``body`` (garbage collection deletes what it owns with it)."""
     meta = body["metadata"]
-    return {"apiVersion": body["apiVersion"], "kind": body["kind"], "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 async def save_plan_output(
-    client: kube.KubeClient, namespace: str, plan: str, owner: Mapping[str, Any], *, text: str,
-    plan_file: bytes | None, labels: Mapping[str, str],
+    client: kube.KubeClient,
+    namespace: str,
+    plan: str,
+    owner: Mapping[str, Any],
+    *,
+    text: str,
+    plan_file: bytes | None,
+    labels: Mapping[str, str],
 ) -> StoredOutput:
     refs = [owner_reference(owner)]
     if len(text.encode()) > TEXT_LIMIT:
         kept = text.encode()[-TEXT_LIMIT:].decode(errors="ignore")
         text = f"(the first part of the plan is cut: it is longer than {TEXT_LIMIT} bytes)\n{kept}"
     config_map = f"{plan}-output"
-    await _replace(client, kube.CONFIGMAPS, namespace, {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": config_map, "namespace": namespace, "labels": dict(labels), "ownerReferences": refs},
-        "data": {"plan.txt": text},
-    })
+    await _replace(
+        client,
+        kube.CONFIGMAPS,
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": config_map, "namespace": namespace, "labels": dict(labels), "ownerReferences": refs},
+            "data": {"plan.txt": text},
+        },
+    )
     data = gzip.compress(plan_file or b"", mtime=0)
-    chunks = [data[i:i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+    chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
     prefix = f"{plan}-planfile"
     for index, chunk in enumerate(chunks):
-        await _replace(client, kube.SECRETS, namespace, {
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": f"{prefix}-{index}", "namespace": namespace, "labels": dict(labels),
-                         "ownerReferences": refs},
-            "data": {"chunk": base64.b64encode(chunk).decode()},
-        })
+        await _replace(
+            client,
+            kube.SECRETS,
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {
+                    "name": f"{prefix}-{index}",
+                    "namespace": namespace,
+                    "labels": dict(labels),
+                    "ownerReferences": refs,
+                },
+                "data": {"chunk": base64.b64encode(chunk).decode()},
+            },
+        )
     return StoredOutput(config_map, prefix, len(chunks), hashlib.sha256(plan_file or b"").hexdigest())
 
 
@@ -105,13 +134,15 @@ async def load_plan_file(client: kube.KubeClient, namespace: str, prefix: str, c
     for index in range(chunks):
         secret = await client.get(kube.SECRETS, namespace, f"{prefix}-{index}")
         if secret is None:
-            raise errors.ChkmateError(f"The stored plan is incomplete: Secret {prefix}-{index} is missing.",
-                                      reason=Reasons.APPLY_FAILED)
+            raise errors.ChkmateError(
+                f"The stored plan is incomplete: Secret {prefix}-{index} is missing.", reason=Reasons.APPLY_FAILED
+            )
         data += base64.b64decode((secret.get("data") or {}).get("chunk", ""))
     plan_file = gzip.decompress(data) if data else b""
     if hashlib.sha256(plan_file).hexdigest() != sha256:
-        raise errors.ChkmateError("The stored plan does not match the plan that was approved; it is not applied.",
-                                  reason=Reasons.APPLY_FAILED)
+        raise errors.ChkmateError(
+            "The stored plan does not match the plan that was approved; it is not applied.", reason=Reasons.APPLY_FAILED
+        )
     return plan_file
 
 
@@ -128,8 +159,11 @@ async def load_state(client: kube.KubeClient, namespace: str, environment: str) 
 async def save_state(
     client: kube.KubeClient, namespace: str, environment: str, owner: Mapping[str, Any], state: State
 ) -> None:
-    data = {key: base64.b64encode(gzip.compress(value, mtime=0)).decode()
-            for key, value in ((STATE_KEY, state.terraform), (BUILTIN_KEY, state.builtin)) if value is not None}
+    data = {
+        key: base64.b64encode(gzip.compress(value, mtime=0)).decode()
+        for key, value in ((STATE_KEY, state.terraform), (BUILTIN_KEY, state.builtin))
+        if value is not None
+    }
     name = state_secret(environment)
     if await client.get(kube.SECRETS, namespace, name) is None:
         await _create_state_secret(client, namespace, environment, owner)
@@ -137,8 +171,14 @@ async def save_state(
 
 
 async def acquire_lock(
-    client: kube.KubeClient, namespace: str, environment: str, owner: Mapping[str, Any], holder: str, *,
-    now: datetime.datetime, stale_after: datetime.timedelta,
+    client: kube.KubeClient,
+    namespace: str,
+    environment: str,
+    owner: Mapping[str, Any],
+    holder: str,
+    *,
+    now: datetime.datetime,
+    stale_after: datetime.timedelta,
 ) -> None:
     """Take the environment's state lock for ``holder``, or raise :class:`Locked` naming who holds it."""
     name = state_secret(environment)
@@ -148,18 +188,29 @@ async def acquire_lock(
     current = parse_lock(secret["metadata"].get("annotations", {}).get(LOCK_ANNOTATION))
     if current is not None and current.holder != holder:
         stale = now - current.since > stale_after
-        note = " It looks stale (older than the run deadline): remove the annotation " \
-               f"{LOCK_ANNOTATION} on Secret {name} if no run is going on." if stale else ""
-        raise Locked(f"The state of {environment!r} is locked by {current.holder} since "
-                     f"{current.since.isoformat()}.{note}", lock=current, stale=stale)
+        note = (
+            " It looks stale (older than the run deadline): remove the annotation "
+            f"{LOCK_ANNOTATION} on Secret {name} if no run is going on."
+            if stale
+            else ""
+        )
+        raise Locked(
+            f"The state of {environment!r} is locked by {current.holder} since {current.since.isoformat()}.{note}",
+            lock=current,
+            stale=stale,
+        )
     value = f"{holder} {now.astimezone(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
-    patch = {"metadata": {"resourceVersion": secret["metadata"]["resourceVersion"],
-                          "annotations": {LOCK_ANNOTATION: value}}}
+    patch = {
+        "metadata": {"resourceVersion": secret["metadata"]["resourceVersion"], "annotations": {LOCK_ANNOTATION: value}}
+    }
     try:
         await client.patch(kube.SECRETS, namespace, name, patch)
     except kube.Conflict as e:  # someone else took it between our read and our write
-        raise Locked(f"The state of {environment!r} was locked by another run just now.",
-                     lock=Lock("another run", now), stale=False) from e
+        raise Locked(
+            f"The state of {environment!r} was locked by another run just now.",
+            lock=Lock("another run", now),
+            stale=False,
+        ) from e
 
 
 async def release_lock(client: kube.KubeClient, namespace: str, environment: str, holder: str) -> None:
@@ -168,8 +219,9 @@ async def release_lock(client: kube.KubeClient, namespace: str, environment: str
         return
     current = parse_lock(secret["metadata"].get("annotations", {}).get(LOCK_ANNOTATION))
     if current is not None and current.holder == holder:
-        await client.patch(kube.SECRETS, namespace, state_secret(environment),
-                           {"metadata": {"annotations": {LOCK_ANNOTATION: None}}})
+        await client.patch(
+            kube.SECRETS, namespace, state_secret(environment), {"metadata": {"annotations": {LOCK_ANNOTATION: None}}}
+        )
 
 
 def parse_lock(value: str | None) -> Lock | None:
@@ -189,10 +241,18 @@ async def _create_state_secret(
     # Owned by the Environment, but not as controller and without blocking deletion: deleting an
     # Environment deletes its state, which is what its deletion means.
     reference = {**owner_reference(owner), "controller": False, "blockOwnerDeletion": False}
-    body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": state_secret(environment), "namespace": namespace,
-                         "labels": {"chkmate.dev/environment": environment}, "ownerReferences": [reference]},
-            "data": {}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": state_secret(environment),
+            "namespace": namespace,
+            "labels": {"chkmate.dev/environment": environment},
+            "ownerReferences": [reference],
+        },
+        "data": {},
+    }
     try:
         return await client.create(kube.SECRETS, namespace, body)
     except kube.Conflict:

@@ -39,12 +39,18 @@ async def github_access(
     request: reconciling.Request[Any, Any], connection: str, *, field: str, repository: str | None = None
 ) -> Access:
     """The connection's client, once the connection exists, is valid and Ready, and allows ``repository``."""
-    return await github_access_for(request.memo, request.indexes, request.namespace, connection, field=field,
-                                   repository=repository)
+    return await github_access_for(
+        request.memo, request.indexes, request.namespace, connection, field=field, repository=repository
+    )
 
 
 async def github_access_for(
-    memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, connection: str, *, field: str,
+    memo: memos.Memo,
+    indexes: Mapping[str, Any],
+    namespace: str,
+    connection: str,
+    *,
+    field: str,
     repository: str | None = None,
 ) -> Access:
     """:func:`github_access` outside a reconcile (pollers, webhooks)."""
@@ -60,7 +66,8 @@ async def github_access_for(
         raise errors.ChkmateError(
             f"GitHubConnection {connection!r} does not allow {repository!r} (allowedRepositories: "
             f"{', '.join(spec.allowed_repositories)}).",
-            reason=conds.Reasons.REPOSITORY_NOT_ALLOWED, retryable=True,
+            reason=conds.Reasons.REPOSITORY_NOT_ALLOWED,
+            retryable=True,
         )
     client = await memo.github.client(memo.kube, namespace, connection, spec)
     return Access(connection, spec, client)

@@ -31,13 +31,16 @@ async def reconcile_github_connection(request: Request) -> Outcome:
     status = request.status
     if isinstance(client.auth, github.AppAuth):
         installation = await client.installation()
-        status = status.model_copy(update={
-            "account": _account(installation.account),
-            "installation": connections.Installation(
-                id=installation.id, suspended=installation.suspended,
-                repository_selection=installation.repository_selection,
-            ),
-        })
+        status = status.model_copy(
+            update={
+                "account": _account(installation.account),
+                "installation": connections.Installation(
+                    id=installation.id,
+                    suspended=installation.suspended,
+                    repository_selection=installation.repository_selection,
+                ),
+            }
+        )
         if installation.suspended:
             raise github.InstallationSuspended(
                 f"Installation {installation.id} on {installation.account.login!r} is suspended on GitHub.",
@@ -47,11 +50,21 @@ async def reconcile_github_connection(request: Request) -> Outcome:
         expires = conds.timestamp(token.expires_at) if token.expires_at else None
         status = status.model_copy(update={"token_expires_at": expires})
     else:
-        status = status.model_copy(update={"account": _account(await client.authenticated_user()),
-                                           "installation": None, "token_expires_at": None})
+        status = status.model_copy(
+            update={
+                "account": _account(await client.authenticated_user()),
+                "installation": None,
+                "token_expires_at": None,
+            }
+        )
     rate = await client.fetch_rate_limit()
-    status = status.model_copy(update={"rate_limit": connections.RateLimit(
-        limit=rate.limit, remaining=rate.remaining, reset_at=conds.timestamp(rate.reset_at))})
+    status = status.model_copy(
+        update={
+            "rate_limit": connections.RateLimit(
+                limit=rate.limit, remaining=rate.remaining, reset_at=conds.timestamp(rate.reset_at)
+            )
+        }
+    )
     login = status.account.login if status.account else "?"
     message = f"Connected to GitHub as {login!r}; {rate.remaining}/{rate.limit} requests left."
     return Outcome(
@@ -75,22 +88,35 @@ RECONCILER = reconciling.Reconciler(
 
 
 async def delete_github_connection(
-    *, name: str, namespace: str | None, patch: kopf.Patch, body: kopf.Body, memo: Any, logger: Logger,
+    *,
+    name: str,
+    namespace: str | None,
+    patch: kopf.Patch,
+    body: kopf.Body,
+    memo: Any,
+    logger: Logger,
     **kwargs: Any,
 ) -> None:
     """Keep the finalizer while repositories still use this connection (they may need it to clean up)."""
     users = [
-        summary.name for summary in _repositories(kwargs)
+        summary.name
+        for summary in _repositories(kwargs)
         if summary.namespace == namespace and summary.spec.get("connectionRef", {}).get("name") == name
     ]
     if users:
-        message = (f"Deletion waits until no GitHubRepository uses this connection; still used by: "
-                   f"{', '.join(sorted(users))}.")
+        message = (
+            f"Deletion waits until no GitHubRepository uses this connection; still used by: {', '.join(sorted(users))}."
+        )
         previous = reconciling.load_status(connections.GitHubConnectionStatus, body.get("status"))
         now = datetime.datetime.now(datetime.UTC)
         conditions = conds.set_condition(
-            previous.conditions, type_=conds.Types.READY, status=conds.FALSE, reason=conds.Reasons.DELETION_BLOCKED,
-            message=message, generation=body.metadata.get("generation"), now=now,
+            previous.conditions,
+            type_=conds.Types.READY,
+            status=conds.FALSE,
+            reason=conds.Reasons.DELETION_BLOCKED,
+            message=message,
+            generation=body.metadata.get("generation"),
+            now=now,
         )
         reconciling.write_status(patch, previous, previous.model_copy(update={"conditions": conditions}))
         logger.info(message)
@@ -116,17 +142,21 @@ async def secret_changed(
             if namespace and summary.namespace == namespace and any(ref.get("name") == name for ref in refs):
                 stamp = datetime.datetime.now(datetime.UTC).isoformat()
                 patch = {"metadata": {"annotations": {reconciling.REQUESTED_AT_ANNOTATION: f"secret-{stamp}"}}}
-                await memos.of(memo).kube.patch(kube.ours(kinds.GITHUB_CONNECTION.plural), namespace, summary.name,
-                                                patch)
+                await memos.of(memo).kube.patch(
+                    kube.ours(kinds.GITHUB_CONNECTION.plural), namespace, summary.name, patch
+                )
                 logger.info(f"Secret {name!r} changed: reconciling GitHubConnection {summary.name!r}.")
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
     registering.reconcile_on_changes(registry, RECONCILER, handler_id="reconcile_github_connection")
     registering.resync_periodically(
-        registry, RECONCILER, handler_id="check_github_connection",
+        registry,
+        RECONCILER,
+        handler_id="check_github_connection",
         interval=lambda memo, body: memo.settings.connection_check_interval,
     )
-    kopf.on.delete(GROUP, VERSION, kinds.GITHUB_CONNECTION.plural, id="delete_github_connection",
-                   registry=registry)(delete_github_connection)
+    kopf.on.delete(GROUP, VERSION, kinds.GITHUB_CONNECTION.plural, id="delete_github_connection", registry=registry)(
+        delete_github_connection
+    )
     kopf.on.event("", "v1", "secrets", id="secret_changed", registry=registry)(secret_changed)

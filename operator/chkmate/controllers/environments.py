@@ -10,6 +10,7 @@ Kubernetes (Plans).
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import kopf
@@ -32,8 +33,14 @@ async def reconcile_environment(request: Request) -> Outcome:
     source = await sources.resolve(memo, request.indexes, request.namespace, spec)
     status = request.status.model_copy(update={"repository": source.full_name, "branch": source.branch})
     if spec.suspend:
-        return Outcome(status=status, conditions=(reconciling.Set(
-            conds.Types.PLANNED, conds.UNKNOWN, conds.Reasons.SUSPENDED, "Planning is suspended (spec.suspend)."),))
+        return Outcome(
+            status=status,
+            conditions=(
+                reconciling.Set(
+                    conds.Types.PLANNED, conds.UNKNOWN, conds.Reasons.SUSPENDED, "Planning is suspended (spec.suspend)."
+                ),
+            ),
+        )
     head = await sources.head(memo, source)
     sources.repo_config(await sources.files_at(memo, source, head))  # InvalidRepoConfig stops here
     revision = f"{source.branch}@sha1:{head}"
@@ -45,6 +52,8 @@ async def reconcile_environment(request: Request) -> Outcome:
             if older.status.get("phase") == "Planned" and not older.spec.get("pullRequest"):
                 await _mark_superseded(request, older.name, name)
     await _collect_garbage(request, [p for p in mine if p.name != name])
+    phases: collections.Counter[Any] = collections.Counter(p.status.get("phase") or "Pending" for p in mine)
+    memo.metrics.plan_phases(request.namespace, request.name, phases)
     return _report(request, status, name, mine)
 
 
@@ -54,18 +63,24 @@ def plan_name(environment: str, commit: str) -> str:
 
 def _plans(request: Request) -> list[indexing.Summary]:
     """This environment's branch plans (pull request plans are the pull request's business)."""
-    return [p for p in indexing.all_of(request.indexes, kinds.PLAN, request.namespace)
-            if p.spec.get("environmentRef", {}).get("name") == request.name and not p.spec.get("pullRequest")]
+    return [
+        p
+        for p in indexing.all_of(request.indexes, kinds.PLAN, request.namespace)
+        if p.spec.get("environmentRef", {}).get("name") == request.name and not p.spec.get("pullRequest")
+    ]
 
 
 async def _create_plan(request: Request, name: str, revision: str) -> None:
     body = {
-        "apiVersion": API_VERSION, "kind": kinds.PLAN.kind,
-        "metadata": {"name": name, "namespace": request.namespace,
-                     "labels": {"chkmate.dev/environment": request.name},
-                     "ownerReferences": [storage.owner_reference(request.body)]},
-        "spec": {"environmentRef": {"name": request.name}, "revision": revision,
-                 "branch": revision.split("@", 1)[0]},
+        "apiVersion": API_VERSION,
+        "kind": kinds.PLAN.kind,
+        "metadata": {
+            "name": name,
+            "namespace": request.namespace,
+            "labels": {"chkmate.dev/environment": request.name},
+            "ownerReferences": [storage.owner_reference(request.body)],
+        },
+        "spec": {"environmentRef": {"name": request.name}, "revision": revision, "branch": revision.split("@", 1)[0]},
     }
     try:
         await request.memo.kube.create(kube.ours(kinds.PLAN.plural), request.namespace, body)
@@ -82,28 +97,39 @@ async def _mark_superseded(request: Request, plan: str, newer: str) -> None:
 async def _collect_garbage(request: Request, others: list[indexing.Summary]) -> None:
     """Keep the newest ``planHistory - 1`` finished plans besides the current one; never one still running."""
     keep = max(0, request.memo.settings.plan_history - 1)
-    finished = sorted((p for p in others if p.status.get("phase") in plans.TERMINAL),
-                      key=lambda p: str(p.status.get("startedAt") or ""), reverse=True)
+    finished = sorted(
+        (p for p in others if p.status.get("phase") in plans.TERMINAL),
+        key=lambda p: str(p.status.get("startedAt") or ""),
+        reverse=True,
+    )
     for old in finished[keep:]:
         await request.memo.kube.delete(kube.ours(kinds.PLAN.plural), request.namespace, old.name)
         request.logger.info(f"Deleted old Plan {old.name!r} (planHistory {request.memo.settings.plan_history}).")
 
 
-def _report(request: Request, status: environments.EnvironmentStatus, current: str,
-            mine: list[indexing.Summary]) -> Outcome:
+def _report(
+    request: Request, status: environments.EnvironmentStatus, current: str, mine: list[indexing.Summary]
+) -> Outcome:
     latest = next((p for p in mine if p.name == current), None)
-    applied = sorted((p for p in mine if p.status.get("phase") == "Applied"),
-                     key=lambda p: str(p.status.get("appliedAt") or ""))
+    applied = sorted(
+        (p for p in mine if p.status.get("phase") == "Applied"), key=lambda p: str(p.status.get("appliedAt") or "")
+    )
     last_plan = None
     if latest is not None:
         last_plan = environments.LastPlan(
-            name=latest.name, revision=latest.spec.get("revision"), plan_id=latest.status.get("planId"),
+            name=latest.name,
+            revision=latest.spec.get("revision"),
+            plan_id=latest.status.get("planId"),
             summary=environments.PlanSummary.model_validate(latest.status["summary"])
-            if latest.status.get("summary") else None)
-    status = status.model_copy(update={
-        "last_plan": last_plan or environments.LastPlan(name=current),
-        "last_applied_revision": applied[-1].spec.get("revision") if applied else status.last_applied_revision,
-    })
+            if latest.status.get("summary")
+            else None,
+        )
+    status = status.model_copy(
+        update={
+            "last_plan": last_plan or environments.LastPlan(name=current),
+            "last_applied_revision": applied[-1].spec.get("revision") if applied else status.last_applied_revision,
+        }
+    )
     phase = latest.status.get("phase") if latest is not None else None
     planned = _planned_condition(current, phase, latest)
     return Outcome(status=status, conditions=(planned,), ready_message=planned.message)
@@ -111,13 +137,15 @@ def _report(request: Request, status: environments.EnvironmentStatus, current: s
 
 def _planned_condition(name: str, phase: Any, latest: indexing.Summary | None) -> reconciling.Set:
     if phase in (None, "Pending", "Planning"):
-        return reconciling.Set(conds.Types.PLANNED, conds.UNKNOWN, conds.Reasons.PROGRESSING,
-                               f"Plan {name!r} is running.")
+        return reconciling.Set(
+            conds.Types.PLANNED, conds.UNKNOWN, conds.Reasons.PROGRESSING, f"Plan {name!r} is running."
+        )
     if phase in FAILED:
         reason = latest.ready_reason if latest is not None else conds.Reasons.PLAN_FAILED
         message = latest.ready_message if latest is not None else ""
-        return reconciling.Set(conds.Types.PLANNED, conds.FALSE, reason or conds.Reasons.PLAN_FAILED,
-                               f"Plan {name!r} failed: {message}")
+        return reconciling.Set(
+            conds.Types.PLANNED, conds.FALSE, reason or conds.Reasons.PLAN_FAILED, f"Plan {name!r} failed: {message}"
+        )
     return reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUCCEEDED, f"Plan {name!r} is {phase}.")
 
 

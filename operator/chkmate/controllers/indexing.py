@@ -19,10 +19,24 @@ from chkmate.api import conditions as conds
 
 Key = tuple[str, str]
 # Status fields other objects need to see (kept small: indexes live in memory for every object).
-SUMMARIZED_STATUS = frozenset({
-    "revision", "fullName", "defaultBranch", "lastSyncedRevision", "headRevision", "lastPlan", "phase", "planId",
-    "summary", "startedAt", "finishedAt", "appliedAt", "cost", "security",
-})
+SUMMARIZED_STATUS = frozenset(
+    {
+        "revision",
+        "fullName",
+        "defaultBranch",
+        "lastSyncedRevision",
+        "headRevision",
+        "lastPlan",
+        "phase",
+        "planId",
+        "summary",
+        "startedAt",
+        "finishedAt",
+        "appliedAt",
+        "cost",
+        "security",
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +92,7 @@ def lookup(indexes: Mapping[str, Any], info: base.KindInfo, namespace: str, name
 
 def register(registry: kopf.OperatorRegistry) -> None:
     for info in kinds.KINDS:
+
         def indexer(body: kopf.Body, **_: Any) -> dict[Key, Summary]:
             summary = summarize(body)
             return {(summary.namespace, summary.name): summary}
@@ -85,9 +100,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         kopf.index(GROUP, VERSION, info.plural, id=index_name(info), registry=registry)(indexer)
 
 
-def require(
-    indexes: Mapping[str, Any], info: base.KindInfo, namespace: str, name: str, *, field: str
-) -> Summary:
+def require(indexes: Mapping[str, Any], info: base.KindInfo, namespace: str, name: str, *, field: str) -> Summary:
     """The referenced object, or :class:`errors.DependencyNotFound` naming the field that refers to it."""
     found = lookup(indexes, info, namespace, name)
     if found is None:

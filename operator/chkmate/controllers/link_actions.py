@@ -52,12 +52,16 @@ async def conflict_state(conflict: links.Conflict | None, target: Target) -> syn
     if conflict.pull_request is not None:
         pull = await target.access.client.pulls(target.owner, target.name).get(conflict.pull_request)
         state = None if pull is None else "merged" if pull.merged else pull.state
-    return sync.ConflictState(template_revision=conflict.template_revision, pull_request=state,
-                              number=conflict.pull_request)
+    return sync.ConflictState(
+        template_revision=conflict.template_revision, pull_request=state, number=conflict.pull_request
+    )
 
 
 async def carry_out(
-    request: Request, target: Target, facts: sync.SyncFacts | sync.Blocked, files_at_head: dict[str, bytes] | None,
+    request: Request,
+    target: Target,
+    facts: sync.SyncFacts | sync.Blocked,
+    files_at_head: dict[str, bytes] | None,
     decision: sync.Decision,
 ) -> Outcome:
     head = None if isinstance(facts, sync.Blocked) else facts.head_commit
@@ -71,8 +75,13 @@ async def carry_out(
             assert head is not None
             return await _open_conflict(request, target, decision, head)
         case sync.Record():
-            return await _synced(request, target, decision, commit=decision.synced.commit,
-                                 template_revision=decision.synced.template_revision)
+            return await _synced(
+                request,
+                target,
+                decision,
+                commit=decision.synced.commit,
+                template_revision=decision.synced.template_revision,
+            )
         case sync.Nothing():
             status = conds.TRUE if decision.reason == conds.Reasons.IN_SYNC else conds.FALSE
             return _outcome(request, request.status, decision, status)
@@ -86,14 +95,18 @@ async def _push(request: Request, target: Target, decision: sync.Push, head: str
     spec, mirrors = request.spec, request.memo.mirrors
     link = sync.link_key(request.namespace, request.name)
     message = sync.commit_message(target.template_name, target.template_revision, decision.change, link)
-    commit = await mirrors.commit(target.remote, parent=head, change=_git_change(decision.change), message=message,
-                                  author=_author(request))
+    commit = await mirrors.commit(
+        target.remote, parent=head, change=_git_change(decision.change), message=message, author=_author(request)
+    )
     await mirrors.push(target.remote, commit, spec.branch)  # NonFastForward: the caller decides again
-    request.logger.info(f"Pushed template {target.template_name!r} to {target.full_name}@{spec.branch} as "
-                        f"{commit[:12]} ({len(decision.change.write)} written, {len(decision.change.delete)} deleted).")
+    request.logger.info(
+        f"Pushed template {target.template_name!r} to {target.full_name}@{spec.branch} as "
+        f"{commit[:12]} ({len(decision.change.write)} written, {len(decision.change.delete)} deleted)."
+    )
     status = request.status.model_copy(update={"last_push_at": conds.timestamp(request.now)})
-    return await _synced(request, target, decision, commit=commit, template_revision=target.template_revision,
-                         status=status)
+    return await _synced(
+        request, target, decision, commit=commit, template_revision=target.template_revision, status=status
+    )
 
 
 async def _pull(
@@ -106,13 +119,16 @@ async def _pull(
     problem = template_logic.problems(files)
     if problem is not None:
         reason, message = problem
-        blocked = sync.Blocked(reason, f"Commit {head[:12]} cannot be pulled, the template is left unchanged: "
-                                       f"{message}")
+        blocked = sync.Blocked(
+            reason, f"Commit {head[:12]} cannot be pulled, the template is left unchanged: {message}"
+        )
         return await carry_out(request, target, blocked, files_at_head, blocked)
     revision = template_logic.revision(files)
     await write_template(request, target, files, source="github-sync", revision=revision, commit=head)
-    request.logger.info(f"Pulled {target.full_name}@{request.spec.branch} {head[:12]} into template "
-                        f"{target.template_name!r} ({len(files)} files).")
+    request.logger.info(
+        f"Pulled {target.full_name}@{request.spec.branch} {head[:12]} into template "
+        f"{target.template_name!r} ({len(files)} files)."
+    )
     status = request.status.model_copy(update={"last_pull_at": conds.timestamp(request.now)})
     return await _synced(request, target, decision, commit=head, template_revision=revision, status=status)
 
@@ -136,42 +152,68 @@ async def _open_conflict(request: Request, target: Target, decision: sync.Confli
     refs = await mirrors.ls_remote(target.remote)
     if f"refs/heads/{decision.branch}" not in refs:  # a retry after a crash finds the branch already pushed
         message = sync.commit_message(target.template_name, target.template_revision, decision.change, link)
-        commit = await mirrors.commit(target.remote, parent=head, change=_git_change(decision.change),
-                                      message=message, author=_author(request))
+        commit = await mirrors.commit(
+            target.remote, parent=head, change=_git_change(decision.change), message=message, author=_author(request)
+        )
         await mirrors.push(target.remote, commit, decision.branch)
     text = sync.conflict_pull_request(
-        link=link, template_name=target.template_name, base_branch=spec.branch, link_path=spec.path,
-        template_revision=target.template_revision, head_commit=head, direction=spec.sync_direction,
+        link=link,
+        template_name=target.template_name,
+        base_branch=spec.branch,
+        link_path=spec.path,
+        template_revision=target.template_revision,
+        head_commit=head,
+        direction=spec.sync_direction,
     )
     pull = await target.access.client.pulls(target.owner, target.name).open(
-        head=decision.branch, base=spec.branch, title=text.title, body=text.body)
-    request.logger.warning(f"Sync conflict on {target.full_name}@{spec.branch}: opened pull request "
-                           f"#{pull.number} from {decision.branch}.")
-    conflict = links.Conflict(branch=decision.branch, pull_request=pull.number, url=pull.html_url,
-                              template_revision=target.template_revision, commit=head)
-    history = sync.add_event(request.status.history, sync.event(
-        decision, now=request.now, commit=head, template_revision=target.template_revision))
+        head=decision.branch, base=spec.branch, title=text.title, body=text.body
+    )
+    request.logger.warning(
+        f"Sync conflict on {target.full_name}@{spec.branch}: opened pull request #{pull.number} from {decision.branch}."
+    )
+    conflict = links.Conflict(
+        branch=decision.branch,
+        pull_request=pull.number,
+        url=pull.html_url,
+        template_revision=target.template_revision,
+        commit=head,
+    )
+    history = sync.add_event(
+        request.status.history,
+        sync.event(decision, now=request.now, commit=head, template_revision=target.template_revision),
+    )
     status = request.status.model_copy(update={"conflict": conflict, "history": history})
     message = f"{decision.message} Pull request #{pull.number}: {pull.html_url}"
-    return Outcome(status=status, conditions=(
-        reconciling.Set(conds.Types.SYNCED, conds.FALSE, decision.reason, message),
-        reconciling.Set(conds.Types.CONFLICT, conds.TRUE, decision.reason, message),
-    ))
+    return Outcome(
+        status=status,
+        conditions=(
+            reconciling.Set(conds.Types.SYNCED, conds.FALSE, decision.reason, message),
+            reconciling.Set(conds.Types.CONFLICT, conds.TRUE, decision.reason, message),
+        ),
+    )
 
 
 async def _synced(
-    request: Request, target: Target, decision: sync.Decision, *, commit: str, template_revision: str,
+    request: Request,
+    target: Target,
+    decision: sync.Decision,
+    *,
+    commit: str,
+    template_revision: str,
     status: links.TemplateRepoLinkStatus | None = None,
 ) -> Outcome:
     """Record the new synced pair (and settle a resolved conflict)."""
     current = status or request.status
-    history = sync.add_event(current.history, sync.event(
-        decision, now=request.now, commit=commit, template_revision=template_revision))
-    current = current.model_copy(update={
-        "last_synced_revision": sync.synced_revision(request.spec.branch, commit),
-        "last_synced_template_revision": template_revision,
-        "history": history,
-    })
+    history = sync.add_event(
+        current.history, sync.event(decision, now=request.now, commit=commit, template_revision=template_revision)
+    )
+    current = current.model_copy(
+        update={
+            "last_synced_revision": sync.synced_revision(request.spec.branch, commit),
+            "last_synced_template_revision": template_revision,
+            "history": history,
+        }
+    )
     annotations: dict[str, str | None] = {}
     if current.conflict is not None:  # synced again: whatever the conflict was, it is settled
         current, annotations = await _settle_conflict(request, target, current)
@@ -194,24 +236,43 @@ async def _settle_conflict(
 
 
 def _outcome(
-    request: Request, status: links.TemplateRepoLinkStatus, decision: sync.Decision,
-    synced: conds.ConditionStatus, *, annotations: Mapping[str, str | None] | None = None,
+    request: Request,
+    status: links.TemplateRepoLinkStatus,
+    decision: sync.Decision,
+    synced: conds.ConditionStatus,
+    *,
+    annotations: Mapping[str, str | None] | None = None,
 ) -> Outcome:
     message = getattr(decision, "message", "")
     in_conflict = status.conflict is not None
-    conflict_message = (f"Pull request #{status.conflict.pull_request} is open: {status.conflict.url}"
-                        if status.conflict is not None else "No conflict.")
+    _record_metrics(request, status, in_conflict)
+    conflict_message = (
+        f"Pull request #{status.conflict.pull_request} is open: {status.conflict.url}"
+        if status.conflict is not None
+        else "No conflict."
+    )
     return Outcome(
         status=status,
         conditions=(
             reconciling.Set(conds.Types.SYNCED, synced, decision.reason, message),
-            reconciling.Set(conds.Types.CONFLICT, conds.TRUE if in_conflict else conds.FALSE,
-                            conds.Reasons.CONFLICT_OPENED if in_conflict else conds.Reasons.NO_CONFLICT,
-                            conflict_message),
+            reconciling.Set(
+                conds.Types.CONFLICT,
+                conds.TRUE if in_conflict else conds.FALSE,
+                conds.Reasons.CONFLICT_OPENED if in_conflict else conds.Reasons.NO_CONFLICT,
+                conflict_message,
+            ),
         ),
         ready_message=message,
         annotations=annotations or {},
     )
+
+
+def _record_metrics(request: Request, status: links.TemplateRepoLinkStatus, in_conflict: bool) -> None:
+    metrics = request.memo.metrics
+    metrics.conflict_open(request.namespace, request.name, in_conflict)
+    new = status.history[0] if status.history else None
+    if new is not None and (not request.status.history or request.status.history[0] != new):
+        metrics.sync_event(request.namespace, request.name, new.direction, new.result)
 
 
 async def rollback(request: Request, target: Target) -> Outcome:
@@ -221,26 +282,41 @@ async def rollback(request: Request, target: Target) -> Outcome:
     mirrors = request.memo.mirrors
     path = request.spec.path.rstrip("/") or "."
     if request.spec.sync_direction == "Pull":
-        raise errors.ChkmateError(f"{ROLLBACK_ANNOTATION}: a Pull link cannot push a rollback; revert the commit "
-                                  "on GitHub instead.", reason=conds.Reasons.INVALID_SPEC)
+        raise errors.ChkmateError(
+            f"{ROLLBACK_ANNOTATION}: a Pull link cannot push a rollback; revert the commit on GitHub instead.",
+            reason=conds.Reasons.INVALID_SPEC,
+        )
     await mirrors.fetch(target.remote, [request.spec.branch])
     if not mirrors.has_commit(target.remote, commit):
-        raise errors.ChkmateError(f"{ROLLBACK_ANNOTATION}: commit {commit!r} is not on {request.spec.branch}.",
-                                  reason=conds.Reasons.INVALID_SPEC)
+        raise errors.ChkmateError(
+            f"{ROLLBACK_ANNOTATION}: commit {commit!r} is not on {request.spec.branch}.",
+            reason=conds.Reasons.INVALID_SPEC,
+        )
     files = sync.from_repo(mirrors.read_tree(target.remote, commit, path), path)
     if isinstance(files, sync.Blocked):
         raise errors.ChkmateError(f"{ROLLBACK_ANNOTATION}: {files.message}", reason=files.reason)
     revision = template_logic.revision(files)
     await write_template(request, target, files, source="rollback", revision=revision, commit=commit)
-    event = links.SyncEvent(direction="Rollback", result="Succeeded", commit=commit, template_revision=revision,
-                            message=f"Template restored from {commit[:12]}; it is pushed as a new commit.",
-                            at=conds.timestamp(request.now))
+    event = links.SyncEvent(
+        direction="Rollback",
+        result="Succeeded",
+        commit=commit,
+        template_revision=revision,
+        message=f"Template restored from {commit[:12]}; it is pushed as a new commit.",
+        at=conds.timestamp(request.now),
+    )
     status = request.status.model_copy(update={"history": sync.add_event(request.status.history, event)})
     request.logger.info(f"Rolled template {target.template_name!r} back to the files of {commit[:12]}.")
     return Outcome(
         status=status,
-        conditions=(reconciling.Set(conds.Types.SYNCED, conds.UNKNOWN, conds.Reasons.PROGRESSING,
-                                    f"Template restored from {commit[:12]}; pushing it next."),),
+        conditions=(
+            reconciling.Set(
+                conds.Types.SYNCED,
+                conds.UNKNOWN,
+                conds.Reasons.PROGRESSING,
+                f"Template restored from {commit[:12]}; pushing it next.",
+            ),
+        ),
         annotations={ROLLBACK_ANNOTATION: None},
     )
 

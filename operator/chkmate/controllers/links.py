@@ -34,9 +34,14 @@ PUSH_ATTEMPTS = 3
 async def reconcile_template_repo_link(request: Request) -> Outcome:
     spec = request.spec
     if spec.suspend:
-        return Outcome(status=request.status, conditions=(
-            reconciling.Set(conds.Types.SYNCED, conds.UNKNOWN, conds.Reasons.SUSPENDED,
-                            "Syncing is suspended (spec.suspend)."),))
+        return Outcome(
+            status=request.status,
+            conditions=(
+                reconciling.Set(
+                    conds.Types.SYNCED, conds.UNKNOWN, conds.Reasons.SUSPENDED, "Syncing is suspended (spec.suspend)."
+                ),
+            ),
+        )
     target = await resolve(request)
     mirrors = request.memo.mirrors
     async with mirrors.lock(target.remote):
@@ -55,28 +60,41 @@ async def reconcile_template_repo_link(request: Request) -> Outcome:
 async def resolve(request: Request) -> link_actions.Target:
     """The Template's files, and the repository as a git remote with the connection's credentials."""
     spec, namespace = request.spec, request.namespace
-    template = indexing.require(request.indexes, kinds.TEMPLATE, namespace, spec.template_ref.name,
-                                field="spec.templateRef")
+    template = indexing.require(
+        request.indexes, kinds.TEMPLATE, namespace, spec.template_ref.name, field="spec.templateRef"
+    )
     files = dict(template.spec.get("files") or {})
     problem = template_logic.problems(files)
     if problem is not None:
         raise errors.DependencyNotReady(f"spec.templateRef: Template {template.name!r} cannot be used: {problem[1]}")
-    summary = indexing.require(request.indexes, kinds.GITHUB_REPOSITORY, namespace, spec.repository_ref.name,
-                               field="spec.repositoryRef")
+    summary = indexing.require(
+        request.indexes, kinds.GITHUB_REPOSITORY, namespace, spec.repository_ref.name, field="spec.repositoryRef"
+    )
     try:
         repo_spec = repositories.GitHubRepositorySpec.model_validate(summary.spec)
     except pydantic.ValidationError as e:
         raise errors.DependencyNotReady(f"spec.repositoryRef: {summary.name!r} has an invalid spec.") from e
-    reach = await access.github_access(request, repo_spec.connection_ref.name,
-                                       field=f"GitHubRepository {summary.name!r} spec.connectionRef",
-                                       repository=repo_spec.full_name)
+    reach = await access.github_access(
+        request,
+        repo_spec.connection_ref.name,
+        field=f"GitHubRepository {summary.name!r} spec.connectionRef",
+        repository=repo_spec.full_name,
+    )
     repo = await reach.client.repository(repo_spec.owner, repo_spec.name)
     if repo is None:
-        raise errors.ChkmateError(f"Repository {repo_spec.full_name} does not exist or cannot be seen.",
-                                  reason=conds.Reasons.REPOSITORY_NOT_FOUND, retryable=True)
+        raise errors.ChkmateError(
+            f"Repository {repo_spec.full_name} does not exist or cannot be seen.",
+            reason=conds.Reasons.REPOSITORY_NOT_FOUND,
+            retryable=True,
+        )
     return link_actions.Target(
-        template_name=template.name, template_files=files, template_revision=template_logic.revision(files),
-        owner=repo_spec.owner, name=repo_spec.name, access=reach, remote=reach.remote(repo.clone_url),
+        template_name=template.name,
+        template_files=files,
+        template_revision=template_logic.revision(files),
+        owner=repo_spec.owner,
+        name=repo_spec.name,
+        access=reach,
+        remote=reach.remote(repo.clone_url),
     )
 
 
@@ -118,8 +136,9 @@ async def _last_synced(request: Request, target: link_actions.Target) -> sync.Sy
     repo_revision = None
     if mirrors.has_commit(target.remote, commit):
         repo_revision = sync.repo_revision(mirrors.read_tree(target.remote, commit, link_path(request.spec)))
-    return sync.Synced(template_revision=status.last_synced_template_revision, commit=commit,
-                       repo_revision=repo_revision)
+    return sync.Synced(
+        template_revision=status.last_synced_template_revision, commit=commit, repo_revision=repo_revision
+    )
 
 
 def link_path(spec: links.TemplateRepoLinkSpec) -> str:

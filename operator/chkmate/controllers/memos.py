@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import typing
 from collections.abc import Callable
 from typing import Any
 
+from aiohttp import web
+
+from chkmate import metrics as metrics_
 from chkmate import settings as settings_
 from chkmate.clients import connections, git
 from chkmate.clients import kube as kube_
@@ -23,12 +27,27 @@ class Memo:
     settings: settings_.Settings
     github: connections.GitHubConnections = dataclasses.field(init=False)
     mirrors: git.Mirrors = dataclasses.field(init=False)
+    metrics: metrics_.Metrics = dataclasses.field(default_factory=metrics_.Metrics)
+    metrics_server: web.AppRunner | None = None
     _kube: kube_.KubeClient | None = None
     _locks: dict[str, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.github = connections.GitHubConnections(timeout=self.settings.github_timeout)
-        self.mirrors = git.Mirrors(self.settings.work_dir / "mirrors", timeout=self.settings.git_timeout)
+        self.github = connections.GitHubConnections(
+            timeout=self.settings.github_timeout, on_response=self._github_response
+        )
+        self.mirrors = git.Mirrors(
+            self.settings.work_dir / "mirrors", timeout=self.settings.git_timeout, on_operation=self._git_operation
+        )
+
+    def _git_operation(self, operation: str, seconds: float) -> None:
+        if operation in typing.get_args(metrics_.GitOperation):
+            self.metrics.git_operation(typing.cast(metrics_.GitOperation, operation), seconds)
+
+    def _github_response(self, namespace: str, connection: str, client: Any, status: int) -> None:
+        self.metrics.github_call(namespace, connection, status)
+        if client.rate_limit is not None:
+            self.metrics.rate_limit(namespace, connection, client.rate_limit.remaining, client.rate_limit.limit)
 
     def lock(self, uid: str) -> asyncio.Lock:
         """One lock per object: its handlers and its periodic resync never reconcile it at the same time."""
@@ -51,6 +70,9 @@ class Memo:
             await previous.close()
 
     async def close(self) -> None:
+        if self.metrics_server is not None:
+            await self.metrics_server.cleanup()
+            self.metrics_server = None
         await self.github.close()
         if self._kube is not None:
             await self._kube.close()

@@ -34,8 +34,12 @@ class Inputs:
 
     def identity(self) -> dict[str, Any]:
         """The inputs as they enter the planId: variable values yes, credentials no (they rotate)."""
-        return {"engine": self.engine, "path": self.path, "vars": dict(sorted(self.vars.items())),
-                "destroy": self.destroy}
+        return {
+            "engine": self.engine,
+            "path": self.path,
+            "vars": dict(sorted(self.vars.items())),
+            "destroy": self.destroy,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,14 +50,21 @@ class Planned:
 
 
 async def plan(
-    config: settings.Settings, *, revision: str, files: Mapping[str, bytes], state: storage.State, inputs: Inputs,
-    refresh_only: bool = False, lock: bool = True,
+    config: settings.Settings,
+    *,
+    revision: str,
+    files: Mapping[str, bytes],
+    state: storage.State,
+    inputs: Inputs,
+    refresh_only: bool = False,
+    lock: bool = True,
 ) -> Planned:
     if inputs.engine == "builtin":
         result, artifact = _builtin_plan(files, state, inputs)
     else:
         run = await _engine(config, inputs).plan(
-            _workspace(files, state, inputs), destroy=inputs.destroy, refresh_only=refresh_only, lock=lock)
+            _workspace(files, state, inputs), destroy=inputs.destroy, refresh_only=refresh_only, lock=lock
+        )
         result, artifact = run.result, run.plan_file
     plan_id = plans.plan_id(revision=revision, inputs=inputs.identity(), plan_digest=plans.digest(result))
     return Planned(result, artifact, plan_id)
@@ -70,8 +81,11 @@ async def apply(
 
 
 def _builtin_plan(files: Mapping[str, bytes], state: storage.State, inputs: Inputs) -> tuple[plans.PlanResult, bytes]:
-    texts = {path: data.decode("utf-8-sig", errors="replace") for path, data in files.items()
-             if path.endswith((".tf", ".tfvars"))}
+    texts = {
+        path: data.decode("utf-8-sig", errors="replace")
+        for path, data in files.items()
+        if path.endswith((".tf", ".tfvars"))
+    }
     current = builtin.configuration(texts, path=inputs.path, variables=dict(inputs.vars))
     if inputs.destroy:
         current = builtin.Configuration()  # destroying: nothing is declared any more
@@ -82,13 +96,21 @@ def _builtin_plan(files: Mapping[str, bytes], state: storage.State, inputs: Inpu
 
 def _engine(config: settings.Settings, inputs: Inputs) -> terraform.Engine:
     binary = config.tofu_binary if inputs.engine == "tofu" else config.terraform_binary
-    return terraform.Engine(binary, work_root=Path(config.work_dir) / "runs", timeout=inputs.timeout,
-                            kind="tofu" if inputs.engine == "tofu" else "terraform")
+    return terraform.Engine(
+        binary,
+        work_root=Path(config.work_dir) / "runs",
+        timeout=inputs.timeout,
+        kind="tofu" if inputs.engine == "tofu" else "terraform",
+    )
 
 
 def _workspace(files: Mapping[str, bytes], state: storage.State, inputs: Inputs) -> terraform.Workspace:
     path = "" if inputs.path in ("", ".") else inputs.path.rstrip("/")
-    return terraform.Workspace(files=dict(files), path=path, state=state.terraform, vars=dict(inputs.vars),
-                               sensitive_vars=inputs.sensitive_vars, env=dict(inputs.env))
-
-
+    return terraform.Workspace(
+        files=dict(files),
+        path=path,
+        state=state.terraform,
+        vars=dict(inputs.vars),
+        sensitive_vars=inputs.sensitive_vars,
+        env=dict(inputs.env),
+    )

@@ -39,8 +39,13 @@ async def reconcile_plan(request: Request) -> Outcome:
     status = request.status
     if status.phase in TERMINAL:
         return Outcome(status=status, conditions=_terminal_conditions(status))
-    env = indexing.require(request.indexes, kinds.ENVIRONMENT, request.namespace, request.spec.environment_ref.name,
-                           field="spec.environmentRef")
+    env = indexing.require(
+        request.indexes,
+        kinds.ENVIRONMENT,
+        request.namespace,
+        request.spec.environment_ref.name,
+        field="spec.environmentRef",
+    )
     try:
         env_spec = environments.EnvironmentSpec.model_validate(env.spec)
     except pydantic.ValidationError as e:
@@ -49,11 +54,18 @@ async def reconcile_plan(request: Request) -> Outcome:
         newer = request.annotations[SUPERSEDED_ANNOTATION]
         superseded = status.model_copy(update={"phase": "Superseded", "finished_at": conds.timestamp(request.now)})
         await _notify_environment(request, "Superseded")
-        return Outcome(status=superseded, conditions=(
-            reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUPERSEDED, f"Superseded by {newer}."),
-            reconciling.Set(conds.Types.APPROVED, conds.FALSE, conds.Reasons.SUPERSEDED,
-                            f"A newer plan ({newer}) replaces this one; it can no longer be applied."),
-        ))
+        return Outcome(
+            status=superseded,
+            conditions=(
+                reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUPERSEDED, f"Superseded by {newer}."),
+                reconciling.Set(
+                    conds.Types.APPROVED,
+                    conds.FALSE,
+                    conds.Reasons.SUPERSEDED,
+                    f"A newer plan ({newer}) replaces this one; it can no longer be applied.",
+                ),
+            ),
+        )
     source = await sources.resolve(request.memo, request.indexes, request.namespace, env_spec)
     if status.phase in (None, "Pending", "Planning"):
         return await _plan(request, env, env_spec, source)
@@ -76,8 +88,9 @@ async def _plan(
         await _lock(request, env.name, env_body, holder, inputs.timeout)
     try:
         state = await storage.load_state(memo.kube, request.namespace, env.name)
-        planned = await plan_runs.plan(memo.settings, revision=revision, files=files, state=state, inputs=inputs,
-                                       lock=False)
+        planned = await plan_runs.plan(
+            memo.settings, revision=revision, files=files, state=state, inputs=inputs, lock=False
+        )
     except (terraform.PlanFailed, terraform.EngineNotFound, terraform.PathNotFound) as e:
         return await _failed(request, revision, conds.Types.PLANNED, e)
     finally:
@@ -85,23 +98,39 @@ async def _plan(
             await storage.release_lock(memo.kube, request.namespace, env.name, holder)
     result = planned.result
     stored = await storage.save_plan_output(
-        memo.kube, request.namespace, request.name, request.body, text=result.text, plan_file=planned.artifact,
+        memo.kube,
+        request.namespace,
+        request.name,
+        request.body,
+        text=result.text,
+        plan_file=planned.artifact,
         labels={"chkmate.dev/plan": request.name, "chkmate.dev/environment": env.name},
     )
     estimate = costs.estimate(result.changes, region=env_spec.region)
-    report = security.scan(result.changes, files={p: d.decode(errors="replace") for p, d in files.items()
-                                                  if p.endswith(".tf")})
+    report = security.scan(
+        result.changes, files={p: d.decode(errors="replace") for p, d in files.items() if p.endswith(".tf")}
+    )
     phase: plans.PlanPhase = "Planned" if result.has_changes else "NoChanges"
-    status = request.status.model_copy(update={
-        "phase": phase, "revision": revision, "plan_id": planned.plan_id,
-        "summary": environments.PlanSummary(add=result.summary.add, change=result.summary.change,
-                                            destroy=result.summary.destroy),
-        "cost": costs.to_status(estimate), "security": security.to_status(report),
-        "output_ref": plans.OutputRef(config_map=stored.config_map, secret_prefix=stored.secret_prefix,
-                                      chunks=stored.chunks, sha256=stored.sha256),
-        "started_at": request.status.started_at or conds.timestamp(request.now),
-        "finished_at": None if phase == "Planned" else conds.timestamp(request.now),
-    })
+    status = request.status.model_copy(
+        update={
+            "phase": phase,
+            "revision": revision,
+            "plan_id": planned.plan_id,
+            "summary": environments.PlanSummary(
+                add=result.summary.add, change=result.summary.change, destroy=result.summary.destroy
+            ),
+            "cost": costs.to_status(estimate),
+            "security": security.to_status(report),
+            "output_ref": plans.OutputRef(
+                config_map=stored.config_map,
+                secret_prefix=stored.secret_prefix,
+                chunks=stored.chunks,
+                sha256=stored.sha256,
+            ),
+            "started_at": request.status.started_at or conds.timestamp(request.now),
+            "finished_at": None if phase == "Planned" else conds.timestamp(request.now),
+        }
+    )
     request.logger.info(f"Planned {revision}: {result.summary.line()} planId {planned.plan_id}.")
     await _notify_environment(request, phase)
     planned_set = reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUCCEEDED, result.summary.line())
@@ -112,22 +141,41 @@ async def _plan(
 
 
 async def _approve_and_apply(
-    request: Request, env: indexing.Summary, env_spec: environments.EnvironmentSpec,
-    source: sources.Source | None, *, planned_set: reconciling.Set | None = None,
+    request: Request,
+    env: indexing.Summary,
+    env_spec: environments.EnvironmentSpec,
+    source: sources.Source | None,
+    *,
+    planned_set: reconciling.Set | None = None,
 ) -> Outcome:
     status = request.status
     plan_id = status.plan_id or ""
-    done = planned_set or reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUCCEEDED,
-                                          (status.summary and _summary_line(status)) or "Planned.")
+    done = planned_set or reconciling.Set(
+        conds.Types.PLANNED,
+        conds.TRUE,
+        conds.Reasons.SUCCEEDED,
+        (status.summary and _summary_line(status)) or "Planned.",
+    )
     if request.spec.kind == "drift":
         return Outcome(status=status, conditions=(done,), ready_message="Drift report: never applied.")
     approval = _approval(request, env_spec, plan_id)
+    waiting_since = _parse_time(status.started_at) if approval is not None else None
+    request.memo.metrics.awaiting_approval(request.namespace, request.name, env.name, waiting_since)
     if approval is not None:
         return Outcome(status=status, conditions=(done, approval))
     if request.spec.pull_request is not None:
-        return Outcome(status=status, conditions=(done, reconciling.Set(
-            conds.Types.APPROVED, conds.FALSE, conds.Reasons.AWAITING_APPROVAL,
-            "Pull request plans are applied when the pull request merges (applyOnMerge).")))
+        return Outcome(
+            status=status,
+            conditions=(
+                done,
+                reconciling.Set(
+                    conds.Types.APPROVED,
+                    conds.FALSE,
+                    conds.Reasons.AWAITING_APPROVAL,
+                    "Pull request plans are applied when the pull request merges (applyOnMerge).",
+                ),
+            ),
+        )
     source = source or await sources.resolve(request.memo, request.indexes, request.namespace, env_spec)
     return await _apply(request, env, env_spec, source, done)
 
@@ -141,31 +189,50 @@ def _approval(request: Request, env_spec: environments.EnvironmentSpec, plan_id:
     if given == plan_id:
         return None
     if mode == "pullRequestReviews":
-        return reconciling.Set(conds.Types.APPROVED, conds.FALSE, conds.Reasons.AWAITING_APPROVAL,
-                               "Waiting for approving pull request reviews.")
+        return reconciling.Set(
+            conds.Types.APPROVED,
+            conds.FALSE,
+            conds.Reasons.AWAITING_APPROVAL,
+            "Waiting for approving pull request reviews.",
+        )
     if given:
-        return reconciling.Set(conds.Types.APPROVED, conds.FALSE, conds.Reasons.AWAITING_APPROVAL,
-                               f"The approval is for planId {given}, not for this plan ({plan_id}); it does nothing.")
-    return reconciling.Set(conds.Types.APPROVED, conds.FALSE, conds.Reasons.AWAITING_APPROVAL,
-                           f"Waiting for approval: set spec.approved to {plan_id} (or annotate "
-                           f"{APPROVE_ANNOTATION}={plan_id}).")
+        return reconciling.Set(
+            conds.Types.APPROVED,
+            conds.FALSE,
+            conds.Reasons.AWAITING_APPROVAL,
+            f"The approval is for planId {given}, not for this plan ({plan_id}); it does nothing.",
+        )
+    return reconciling.Set(
+        conds.Types.APPROVED,
+        conds.FALSE,
+        conds.Reasons.AWAITING_APPROVAL,
+        f"Waiting for approval: set spec.approved to {plan_id} (or annotate {APPROVE_ANNOTATION}={plan_id}).",
+    )
 
 
 async def _apply(
-    request: Request, env: indexing.Summary, env_spec: environments.EnvironmentSpec, source: sources.Source,
+    request: Request,
+    env: indexing.Summary,
+    env_spec: environments.EnvironmentSpec,
+    source: sources.Source,
     planned: reconciling.Set,
 ) -> Outcome:
     memo, status = request.memo, request.status
-    approved = reconciling.Set(conds.Types.APPROVED, conds.TRUE, conds.Reasons.SUCCEEDED,
-                               "Approved." if env_spec.approval.mode != "auto" else "Approval mode is auto.")
+    approved = reconciling.Set(
+        conds.Types.APPROVED,
+        conds.TRUE,
+        conds.Reasons.SUCCEEDED,
+        "Approved." if env_spec.approval.mode != "auto" else "Approval mode is auto.",
+    )
     ref = status.output_ref
     if ref is None or ref.secret_prefix is None or ref.sha256 is None or status.revision is None:
         raise errors.ChkmateError("The plan's stored output is missing; plan again.", reason=conds.Reasons.APPLY_FAILED)
     commit = status.revision.rsplit(":", 1)[-1]
     files = await sources.files_at(memo, source, commit)
     config = sources.repo_config(files)
-    inputs = await sources.inputs(memo, request.namespace, env.name, env_spec, source, config,
-                                  destroy=request.spec.destroy)
+    inputs = await sources.inputs(
+        memo, request.namespace, env.name, env_spec, source, config, destroy=request.spec.destroy
+    )
     artifact = await storage.load_plan_file(memo.kube, request.namespace, ref.secret_prefix, ref.chunks, ref.sha256)
     env_body = await _environment_body(request, env.name)
     holder = f"Plan/{request.name}"
@@ -173,44 +240,70 @@ async def _apply(
     try:
         state = await storage.load_state(memo.kube, request.namespace, env.name)
         try:
-            new_state = await plan_runs.apply(memo.settings, files=files, state=state, inputs=inputs,
-                                              artifact=artifact)
+            new_state = await plan_runs.apply(memo.settings, files=files, state=state, inputs=inputs, artifact=artifact)
         except terraform.ApplyFailed as e:
             if e.state is not None:  # never lose state: keep what the failed apply wrote
-                await storage.save_state(memo.kube, request.namespace, env.name, env_body,
-                                         storage.State(terraform=e.state, builtin=state.builtin))
+                await storage.save_state(
+                    memo.kube,
+                    request.namespace,
+                    env.name,
+                    env_body,
+                    storage.State(terraform=e.state, builtin=state.builtin),
+                )
+            memo.metrics.applied(request.namespace, env.name, "failed")
             return await _failed(request, status.revision, conds.Types.APPLIED, e, extra=(planned, approved))
         await storage.save_state(memo.kube, request.namespace, env.name, env_body, new_state)
     finally:
         await storage.release_lock(memo.kube, request.namespace, env.name, holder)
+    memo.metrics.applied(request.namespace, env.name, "succeeded")
     now = conds.timestamp(request.now)
     applied = status.model_copy(update={"phase": "Applied", "applied_at": now, "finished_at": now})
     request.logger.info(f"Applied {status.revision} (planId {status.plan_id}).")
     await _notify_environment(request, "Applied")
     message = f"Applied {status.revision}."
-    return Outcome(status=applied, conditions=(
-        planned, approved, reconciling.Set(conds.Types.APPLIED, conds.TRUE, conds.Reasons.SUCCEEDED, message)),
-        ready_message=message)
+    return Outcome(
+        status=applied,
+        conditions=(
+            planned,
+            approved,
+            reconciling.Set(conds.Types.APPLIED, conds.TRUE, conds.Reasons.SUCCEEDED, message),
+        ),
+        ready_message=message,
+    )
 
 
 async def _failed(
-    request: Request, revision: str | None, condition: str, error: errors.ChkmateError,
+    request: Request,
+    revision: str | None,
+    condition: str,
+    error: errors.ChkmateError,
     extra: tuple[reconciling.Set, ...] = (),
 ) -> Outcome:
-    failed = request.status.model_copy(update={"phase": "Failed", "revision": revision,
-                                               "finished_at": conds.timestamp(request.now)})
+    failed = request.status.model_copy(
+        update={"phase": "Failed", "revision": revision, "finished_at": conds.timestamp(request.now)}
+    )
     request.logger.error(f"The run failed: {error.message}")
     await _notify_environment(request, "Failed")
-    return Outcome(status=failed, conditions=(
-        *extra,
-        reconciling.Set(condition, conds.FALSE, error.reason, error.message),
-        reconciling.Set(conds.Types.STALLED, conds.TRUE, error.reason, error.message),
-    ))
+    return Outcome(
+        status=failed,
+        conditions=(
+            *extra,
+            reconciling.Set(condition, conds.FALSE, error.reason, error.message),
+            reconciling.Set(conds.Types.STALLED, conds.TRUE, error.reason, error.message),
+        ),
+    )
 
 
 async def _lock(request: Request, env: str, env_body: dict[str, Any], holder: str, timeout: float) -> None:
-    await storage.acquire_lock(request.memo.kube, request.namespace, env, env_body, holder, now=request.now,
-                               stale_after=datetime.timedelta(seconds=timeout))
+    await storage.acquire_lock(
+        request.memo.kube,
+        request.namespace,
+        env,
+        env_body,
+        holder,
+        now=request.now,
+        stale_after=datetime.timedelta(seconds=timeout),
+    )
 
 
 async def _environment_body(request: Request, name: str) -> dict[str, Any]:
@@ -224,8 +317,15 @@ async def _notify_environment(request: Request, phase: str) -> None:
     """Let the Environment reconcile (its status shows the last plan and the last applied revision)."""
     patch = {"metadata": {"annotations": {PLAN_STATUS_ANNOTATION: f"{request.name}:{phase}"}}}
     with contextlib.suppress(kube.NotFound):  # the Environment is being deleted with its plans
-        await request.memo.kube.patch(kube.ours(kinds.ENVIRONMENT.plural), request.namespace,
-                                      request.spec.environment_ref.name, patch)
+        await request.memo.kube.patch(
+            kube.ours(kinds.ENVIRONMENT.plural), request.namespace, request.spec.environment_ref.name, patch
+        )
+
+
+def _parse_time(text: str | None) -> datetime.datetime:
+    if not text:
+        return datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _commit(revision: str | None) -> str | None:
@@ -245,8 +345,14 @@ def _terminal_conditions(status: plans.PlanStatus) -> tuple[reconciling.Set, ...
     """A finished plan keeps its conditions; a failed one stays Stalled (only a new plan can do better)."""
     if status.phase != "Failed":
         return ()
-    failure = next((c for c in status.conditions if c.type in (conds.Types.PLANNED, conds.Types.APPLIED)
-                    and c.status == conds.FALSE), None)
+    failure = next(
+        (
+            c
+            for c in status.conditions
+            if c.type in (conds.Types.PLANNED, conds.Types.APPLIED) and c.status == conds.FALSE
+        ),
+        None,
+    )
     if failure is None:
         return ()
     return (reconciling.Set(conds.Types.STALLED, conds.TRUE, failure.reason, failure.message),)
@@ -263,5 +369,3 @@ RECONCILER = reconciling.Reconciler(
 
 def register(registry: kopf.OperatorRegistry) -> None:
     registering.reconcile_on_changes(registry, RECONCILER, handler_id="reconcile_plan")
-
-

@@ -48,9 +48,15 @@ def dependents(indexes: Mapping[str, Any], namespace: str, repository: str, defa
     for link in indexing.all_of(indexes, kinds.TEMPLATE_REPO_LINK, namespace):
         link_repos[link.name] = (link.spec.get("repositoryRef", {}).get("name"), link.spec.get("branch", "main"))
         if link_repos[link.name][0] == repository and not link.spec.get("suspend"):
-            found.append(Dependent(kinds.TEMPLATE_REPO_LINK, link.name, str(link.spec.get("branch", "main")),
-                                   (link.annotations.get(POLLED_ANNOTATION), link.status.get("lastSyncedRevision")),
-                                   str(link.spec.get("interval", "1m"))))
+            found.append(
+                Dependent(
+                    kinds.TEMPLATE_REPO_LINK,
+                    link.name,
+                    str(link.spec.get("branch", "main")),
+                    (link.annotations.get(POLLED_ANNOTATION), link.status.get("lastSyncedRevision")),
+                    str(link.spec.get("interval", "1m")),
+                )
+            )
     for env in indexing.all_of(indexes, kinds.ENVIRONMENT, namespace):
         if env.spec.get("suspend"):
             continue
@@ -61,8 +67,11 @@ def dependents(indexes: Mapping[str, Any], namespace: str, repository: str, defa
             continue
         branch = env.spec.get("branch") or link_branch or default_branch
         last_plan = (env.status.get("lastPlan") or {}).get("revision")
-        found.append(Dependent(kinds.ENVIRONMENT, env.name, str(branch),
-                               (env.annotations.get(POLLED_ANNOTATION), last_plan), "1m"))
+        found.append(
+            Dependent(
+                kinds.ENVIRONMENT, env.name, str(branch), (env.annotations.get(POLLED_ANNOTATION), last_plan), "1m"
+            )
+        )
     return found
 
 
@@ -89,7 +98,13 @@ def moved(objects: list[Dependent], refs: Mapping[str, str]) -> list[tuple[Depen
 
 
 async def poll_repository(
-    *, stopped: kopf.DaemonStopped, name: str, namespace: str | None, body: kopf.Body, memo: Any, logger: Logger,
+    *,
+    stopped: kopf.DaemonStopped,
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    memo: Any,
+    logger: Logger,
     **indexes: Any,
 ) -> None:
     ours = memos.of(memo)
@@ -122,8 +137,9 @@ async def _ls_remote(memo: memos.Memo, indexes: Mapping[str, Any], namespace: st
         spec = repositories.GitHubRepositorySpec.model_validate(body.get("spec", {}))
     except pydantic.ValidationError as e:
         raise errors.InvalidSpec("The repository's spec is invalid.") from e
-    reach = await access.github_access_for(memo, indexes, namespace, spec.connection_ref.name,
-                                           field="spec.connectionRef", repository=spec.full_name)
+    reach = await access.github_access_for(
+        memo, indexes, namespace, spec.connection_ref.name, field="spec.connectionRef", repository=spec.full_name
+    )
     repo = await reach.client.repository(spec.owner, spec.name)
     if repo is None:
         raise errors.TransientError(f"{spec.full_name} cannot be seen.")
@@ -131,5 +147,11 @@ async def _ls_remote(memo: memos.Memo, indexes: Mapping[str, Any], namespace: st
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    kopf.daemon(GROUP, VERSION, kinds.GITHUB_REPOSITORY.plural, id="poll_repository", registry=registry,
-                cancellation_timeout=None)(poll_repository)
+    kopf.daemon(
+        GROUP,
+        VERSION,
+        kinds.GITHUB_REPOSITORY.plural,
+        id="poll_repository",
+        registry=registry,
+        cancellation_timeout=None,
+    )(poll_repository)

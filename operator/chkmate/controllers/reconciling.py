@@ -18,18 +18,20 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import kopf
 import pydantic
 
-from chkmate import errors
+from chkmate import errors, metrics
 from chkmate.api import base, common
 from chkmate.api import conditions as conds
 from chkmate.controllers import memos
 
 REQUESTED_AT_ANNOTATION = "chkmate.dev/requestedAt"
+REQUEUED = "Requeued to check again."
 
 SpecT = TypeVar("SpecT", bound=base.Model)
 StatusT = TypeVar("StatusT", bound=common.CommonStatus)
@@ -103,9 +105,25 @@ class Reconciler(Generic[SpecT, StatusT]):
         memo: kopf.Memo,
         **kwargs: Any,
     ) -> None:
-        """Reconcile one object; one at a time per object (handlers and the periodic resync share a lock)."""
-        async with memos.of(memo).lock(meta.uid or f"{meta.namespace}/{meta.name}"):
-            await self._reconcile(body=body, meta=meta, patch=patch, logger=logger, memo=memo, **kwargs)
+        """Reconcile one object; one at a time per object (handlers and the periodic resync share a lock).
+
+        Records the reconcile's duration and result, and the object's Ready status, in the metrics.
+        """
+        ours = memos.of(memo)
+        started = time.monotonic()
+        result: metrics.ReconcileResult = "error"
+        try:
+            async with ours.lock(meta.uid or f"{meta.namespace}/{meta.name}"):
+                result = await self._reconcile(body=body, meta=meta, patch=patch, logger=logger, memo=memo, **kwargs)
+        except kopf.TemporaryError as e:
+            result = "requeue" if e.args and e.args[0] == REQUEUED else "error"
+            raise
+        finally:
+            namespace, name = meta.namespace or "", meta.name or ""
+            ours.metrics.reconciled(self.info.kind, namespace, name, result, time.monotonic() - started)
+            ready = _ready_status(patch, body)
+            if ready is not None:
+                ours.metrics.ready(self.info.kind, namespace, name, ready)
 
     async def _reconcile(
         self,
@@ -116,7 +134,8 @@ class Reconciler(Generic[SpecT, StatusT]):
         logger: logging.Logger | logging.LoggerAdapter[Any],
         memo: kopf.Memo,
         **kwargs: Any,
-    ) -> None:
+    ) -> metrics.ReconcileResult:
+        """The reconcile itself; returns its result for the metrics (success, invalid)."""
         now = datetime.datetime.now(datetime.UTC)
         generation = meta.get("generation")
         previous = load_status(self.status_model, body.get("status"))
@@ -131,11 +150,19 @@ class Reconciler(Generic[SpecT, StatusT]):
             write_status(patch, previous, status.model_copy(update={"conditions": conditions}))
             kopf.warn(body, reason=e.reason, message=e.message)
             logger.error(f"The spec is invalid and will not be reconciled until it changes: {e.message}")
-            return
+            return "invalid"
 
         request = Request(
-            name=meta["name"], namespace=meta["namespace"], generation=generation, spec=spec, status=status,
-            body=body, memo=memos.of(memo), logger=logger, now=now, indexes=kwargs,
+            name=meta["name"],
+            namespace=meta["namespace"],
+            generation=generation,
+            spec=spec,
+            status=status,
+            body=body,
+            memo=memos.of(memo),
+            logger=logger,
+            now=now,
+            indexes=kwargs,
             requested=requested_at is not None and requested_at != previous.last_handled_reconcile_at,
         )
         try:
@@ -152,11 +179,19 @@ class Reconciler(Generic[SpecT, StatusT]):
             conditions = conds.remove(conditions, name)
         for update in outcome.conditions:
             conditions = conds.set_condition(
-                conditions, type_=update.type, status=update.status, reason=update.reason,
-                message=update.message, generation=generation, now=now,
+                conditions,
+                type_=update.type,
+                status=update.status,
+                reason=update.reason,
+                message=update.message,
+                generation=generation,
+                now=now,
             )
         conditions = conds.summarize(
-            conditions, depends_on=self.depends_on, generation=generation, now=now,
+            conditions,
+            depends_on=self.depends_on,
+            generation=generation,
+            now=now,
             ready_message=outcome.ready_message,
         )
         new = outcome.status.model_copy(
@@ -171,7 +206,8 @@ class Reconciler(Generic[SpecT, StatusT]):
             patch.metadata.annotations[key] = value
         announce(body, previous.conditions, conditions)
         if outcome.requeue_after is not None:
-            raise kopf.TemporaryError("Requeued to check again.", delay=outcome.requeue_after)
+            raise kopf.TemporaryError(REQUEUED, delay=outcome.requeue_after)
+        return "success"
 
     def _fail(
         self,
@@ -188,8 +224,13 @@ class Reconciler(Generic[SpecT, StatusT]):
         if error.retryable:
             conditions = conds.remove(previous.conditions, conds.Types.STALLED)
             conditions = conds.set_condition(
-                conditions, type_=conds.Types.READY, status=conds.FALSE, reason=error.reason,
-                message=error.message, generation=generation, now=now,
+                conditions,
+                type_=conds.Types.READY,
+                status=conds.FALSE,
+                reason=error.reason,
+                message=error.message,
+                generation=generation,
+                now=now,
             )
             logger.warning(f"Reconciling failed and will be retried: {error.message}")
         else:
@@ -197,6 +238,14 @@ class Reconciler(Generic[SpecT, StatusT]):
             logger.error(f"Reconciling failed and needs a change to the object: {error.message}")
         write_status(patch, previous, status.model_copy(update={"conditions": conditions}))
         announce(body, previous.conditions, conditions)
+
+
+def _ready_status(patch: kopf.Patch, body: kopf.Body) -> conds.ConditionStatus | None:
+    """The Ready status this reconcile wrote (or the object had)."""
+    written = patch.get("status", {}).get("conditions") or body.get("status", {}).get("conditions") or []
+    ready = next((c for c in written if isinstance(c, Mapping) and c.get("type") == conds.Types.READY), None)
+    status = ready.get("status") if ready is not None else None
+    return status if status in (conds.TRUE, conds.FALSE, conds.UNKNOWN) else None
 
 
 def parse_spec(model: type[SpecT], raw: Any) -> SpecT:
@@ -226,17 +275,30 @@ def load_status(model: type[StatusT], raw: Any) -> StatusT:
 
 
 def stalled(
-    previous: Sequence[conds.Condition], error: errors.ChkmateError, *, generation: int | None,
+    previous: Sequence[conds.Condition],
+    error: errors.ChkmateError,
+    *,
+    generation: int | None,
     now: datetime.datetime,
 ) -> tuple[conds.Condition, ...]:
     """Conditions for an error only a change of the object can fix: Stalled=True and Ready=False."""
     conditions = conds.set_condition(
-        previous, type_=conds.Types.STALLED, status=conds.TRUE, reason=error.reason, message=error.message,
-        generation=generation, now=now,
+        previous,
+        type_=conds.Types.STALLED,
+        status=conds.TRUE,
+        reason=error.reason,
+        message=error.message,
+        generation=generation,
+        now=now,
     )
     return conds.set_condition(
-        conditions, type_=conds.Types.READY, status=conds.FALSE, reason=error.reason, message=error.message,
-        generation=generation, now=now,
+        conditions,
+        type_=conds.Types.READY,
+        status=conds.FALSE,
+        reason=error.reason,
+        message=error.message,
+        generation=generation,
+        now=now,
     )
 
 

@@ -33,6 +33,15 @@ def reconcile_on_changes(
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
         decorator(*resource, id=handler_id, registry=registry)(handler)
 
+    async def forget(*, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+        """The object is gone: drop its metric series and its lock (optional: adds no finalizer)."""
+        ours = memos.of(memo)
+        ours.metrics.forget(reconciler.info.kind, meta.namespace or "", meta.name or "")
+        ours.forget(meta.uid or "")
+
+    forget.__name__ = forget.__qualname__ = f"forget_{handler_id}"
+    kopf.on.delete(*resource, id=f"forget_{handler_id}", registry=registry, optional=True)(forget)
+
 
 async def apply_patch(memo: memos.Memo, plural: str, namespace: str, name: str, patch: kopf.Patch) -> None:
     """Apply what a reconcile put in ``patch`` outside kopf's own handling: metadata, then status."""
@@ -60,8 +69,13 @@ def resync_periodically(
     plural = reconciler.info.plural
 
     async def daemon(
-        *, stopped: kopf.DaemonStopped, body: kopf.Body, meta: kopf.Meta, memo: kopf.Memo,
-        logger: logging.Logger | logging.LoggerAdapter[Any], **kwargs: Any,
+        *,
+        stopped: kopf.DaemonStopped,
+        body: kopf.Body,
+        meta: kopf.Meta,
+        memo: kopf.Memo,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        **kwargs: Any,
     ) -> None:
         ours = memos.of(memo)
         while not stopped:

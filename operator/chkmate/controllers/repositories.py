@@ -32,8 +32,9 @@ class RepositoryNotFound(errors.ChkmateError):
 
 async def reconcile_github_repository(request: Request) -> Outcome:
     spec = request.spec
-    reach = await access.github_access(request, spec.connection_ref.name, field="spec.connectionRef",
-                                       repository=spec.full_name)
+    reach = await access.github_access(
+        request, spec.connection_ref.name, field="spec.connectionRef", repository=spec.full_name
+    )
     client = reach.client
     repo = await client.repository(spec.owner, spec.name)
     created = bool(request.status.created)
@@ -51,10 +52,16 @@ async def reconcile_github_repository(request: Request) -> Outcome:
             repo = await client.update_repository(spec.owner, spec.name, default_branch=spec.default_branch)
     head = await client.branch_head(spec.owner, spec.name, repo.default_branch)
     revision = f"{repo.default_branch}@sha1:{head}" if head else None
-    status = request.status.model_copy(update={
-        "full_name": repo.full_name, "html_url": repo.html_url, "default_branch": repo.default_branch,
-        "visibility": repo.visibility, "head_revision": revision, "created": created,
-    })
+    status = request.status.model_copy(
+        update={
+            "full_name": repo.full_name,
+            "html_url": repo.html_url,
+            "default_branch": repo.default_branch,
+            "visibility": repo.visibility,
+            "head_revision": revision,
+            "created": created,
+        }
+    )
     message = f"{repo.full_name} at {revision or 'no commits yet'}."
     return Outcome(
         status=status,
@@ -68,8 +75,9 @@ async def _create(
 ) -> github.Repository:
     organization = await client.owner_type(spec.owner) == "Organization"
     try:
-        repo = await client.create_repository(spec.owner, spec.name, organization=organization,
-                                              visibility=spec.visibility, description=spec.description)
+        repo = await client.create_repository(
+            spec.owner, spec.name, organization=organization, visibility=spec.visibility, description=spec.description
+        )
     except github.GitHubError as e:
         if e.status != 422 or "already exists" not in e.message:
             raise
@@ -92,15 +100,20 @@ async def _push_scaffold(request: Request, reach: access.Access, repo: github.Re
     spec = request.spec
     assert spec.scaffold is not None
     files = scaffolds.scaffold_files(
-        spec.scaffold.purpose, repo_name=spec.name, description=spec.description,
-        readme=spec.scaffold.readme, gitignore=spec.scaffold.gitignore, default_branch=spec.default_branch,
+        spec.scaffold.purpose,
+        repo_name=spec.name,
+        description=spec.description,
+        readme=spec.scaffold.readme,
+        gitignore=spec.scaffold.gitignore,
+        default_branch=spec.default_branch,
     )
     remote = reach.remote(repo.clone_url)
     mirrors = request.memo.mirrors
     settings = request.memo.settings
     async with mirrors.lock(remote):
         commit = await mirrors.commit(
-            remote, parent=None,
+            remote,
+            parent=None,
             change=git.Change(write={path: content.encode() for path, content in files.items()}),
             message=f"Scaffold a {spec.scaffold.purpose} repository\n\nCreated by chkmate.\n",
             author=git.Author(settings.commit_author_name, settings.commit_author_email),
@@ -128,19 +141,32 @@ async def delete_github_repository(
     """deletionPolicy Delete: delete the repository on GitHub before the object goes."""
     spec = reconciling.parse_spec(repositories.GitHubRepositorySpec, body.get("spec"))
     request = reconciling.Request(
-        name=meta["name"], namespace=meta["namespace"], generation=meta.get("generation"), spec=spec,
-        status=reconciling.load_status(repositories.GitHubRepositoryStatus, body.get("status")), body=body,
-        memo=memos.of(memo), logger=logger, now=datetime.datetime.now(datetime.UTC), indexes=kwargs,
+        name=meta["name"],
+        namespace=meta["namespace"],
+        generation=meta.get("generation"),
+        spec=spec,
+        status=reconciling.load_status(repositories.GitHubRepositoryStatus, body.get("status")),
+        body=body,
+        memo=memos.of(memo),
+        logger=logger,
+        now=datetime.datetime.now(datetime.UTC),
+        indexes=kwargs,
     )
     try:
-        reach = await access.github_access(request, spec.connection_ref.name, field="spec.connectionRef",
-                                           repository=spec.full_name)
+        reach = await access.github_access(
+            request, spec.connection_ref.name, field="spec.connectionRef", repository=spec.full_name
+        )
         deleted = await reach.client.delete_repository(spec.owner, spec.name)
     except errors.ChkmateError as e:
         message = f"Deleting {spec.full_name} on GitHub failed (deletionPolicy: Delete): {e.message}"
         conditions = conds.set_condition(
-            request.status.conditions, type_=conds.Types.READY, status=conds.FALSE,
-            reason=conds.Reasons.DELETION_FAILED, message=message, generation=request.generation, now=request.now,
+            request.status.conditions,
+            type_=conds.Types.READY,
+            status=conds.FALSE,
+            reason=conds.Reasons.DELETION_FAILED,
+            message=message,
+            generation=request.generation,
+            now=request.now,
         )
         reconciling.write_status(patch, request.status, request.status.model_copy(update={"conditions": conditions}))
         kopf.warn(body, reason=conds.Reasons.DELETION_FAILED, message=message)
@@ -155,8 +181,16 @@ def _deletes_on_github(spec: kopf.Spec, **_: Any) -> bool:
 def register(registry: kopf.OperatorRegistry) -> None:
     registering.reconcile_on_changes(registry, RECONCILER, handler_id="reconcile_github_repository")
     registering.resync_periodically(
-        registry, RECONCILER, handler_id="resync_github_repository",
+        registry,
+        RECONCILER,
+        handler_id="resync_github_repository",
         interval=lambda memo, body: memo.settings.resync_interval,
     )
-    kopf.on.delete(GROUP, VERSION, kinds.GITHUB_REPOSITORY.plural, id="delete_github_repository",
-                   registry=registry, when=_deletes_on_github)(delete_github_repository)
+    kopf.on.delete(
+        GROUP,
+        VERSION,
+        kinds.GITHUB_REPOSITORY.plural,
+        id="delete_github_repository",
+        registry=registry,
+        when=_deletes_on_github,
+    )(delete_github_repository)

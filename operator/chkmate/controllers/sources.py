@@ -56,19 +56,38 @@ async def resolve(
     else:
         assert spec.repository_ref is not None  # the model guarantees exactly one source
         repository_name = spec.repository_ref.name
-    summary = indexing.require(indexes, kinds.GITHUB_REPOSITORY, namespace, repository_name,
-                               field="spec.repositoryRef" if spec.link_ref is None else "the link's repositoryRef")
+    summary = indexing.require(
+        indexes,
+        kinds.GITHUB_REPOSITORY,
+        namespace,
+        repository_name,
+        field="spec.repositoryRef" if spec.link_ref is None else "the link's repositoryRef",
+    )
     repo_spec = _parse(repositories.GitHubRepositorySpec, summary.spec, f"GitHubRepository {summary.name!r}")
-    reach = await access.github_access_for(memo, indexes, namespace, repo_spec.connection_ref.name,
-                                           field=f"GitHubRepository {summary.name!r} spec.connectionRef",
-                                           repository=repo_spec.full_name)
+    reach = await access.github_access_for(
+        memo,
+        indexes,
+        namespace,
+        repo_spec.connection_ref.name,
+        field=f"GitHubRepository {summary.name!r} spec.connectionRef",
+        repository=repo_spec.full_name,
+    )
     repo = await reach.client.repository(repo_spec.owner, repo_spec.name)
     if repo is None:
-        raise errors.ChkmateError(f"Repository {repo_spec.full_name} does not exist or cannot be seen.",
-                                  reason=conds.Reasons.REPOSITORY_NOT_FOUND, retryable=True)
-    return Source(owner=repo_spec.owner, name=repo_spec.name, branch=branch or repo.default_branch,
-                  path=path.rstrip("/") or ".", access=reach, remote=reach.remote(repo.clone_url),
-                  repository=summary.name)
+        raise errors.ChkmateError(
+            f"Repository {repo_spec.full_name} does not exist or cannot be seen.",
+            reason=conds.Reasons.REPOSITORY_NOT_FOUND,
+            retryable=True,
+        )
+    return Source(
+        owner=repo_spec.owner,
+        name=repo_spec.name,
+        branch=branch or repo.default_branch,
+        path=path.rstrip("/") or ".",
+        access=reach,
+        remote=reach.remote(repo.clone_url),
+        repository=summary.name,
+    )
 
 
 def _parse(model: type[pydantic.BaseModel], raw: Mapping[str, Any], what: str) -> Any:
@@ -83,8 +102,11 @@ async def head(memo: memos.Memo, source: Source) -> str:
     async with memo.mirrors.lock(source.remote):
         found = await memo.mirrors.refresh(source.remote, source.branch)
     if found is None:
-        raise errors.ChkmateError(f"Branch {source.branch!r} does not exist in {source.full_name}.",
-                                  reason=conds.Reasons.BRANCH_NOT_FOUND, retryable=True)
+        raise errors.ChkmateError(
+            f"Branch {source.branch!r} does not exist in {source.full_name}.",
+            reason=conds.Reasons.BRANCH_NOT_FOUND,
+            retryable=True,
+        )
     return found
 
 
@@ -95,8 +117,11 @@ async def files_at(memo: memos.Memo, source: Source, commit: str) -> dict[str, b
         if not mirrors.has_commit(source.remote, commit):
             await mirrors.fetch(source.remote, [source.branch])
         if not mirrors.has_commit(source.remote, commit):
-            raise errors.ChkmateError(f"Commit {commit} is not on {source.full_name}@{source.branch}.",
-                                      reason=conds.Reasons.BRANCH_NOT_FOUND, retryable=True)
+            raise errors.ChkmateError(
+                f"Commit {commit} is not on {source.full_name}@{source.branch}.",
+                reason=conds.Reasons.BRANCH_NOT_FOUND,
+                retryable=True,
+            )
         return mirrors.read_tree(source.remote, commit) or {}
 
 
@@ -112,8 +137,14 @@ def repo_config(files: Mapping[str, bytes]) -> repoconfig.RepoConfig | None:
 
 
 async def inputs(
-    memo: memos.Memo, namespace: str, name: str, spec: environments.EnvironmentSpec, source: Source,
-    config: repoconfig.RepoConfig | None, *, destroy: bool = False,
+    memo: memos.Memo,
+    namespace: str,
+    name: str,
+    spec: environments.EnvironmentSpec,
+    source: Source,
+    config: repoconfig.RepoConfig | None,
+    *,
+    destroy: bool = False,
 ) -> plan_runs.Inputs:
     """The run's inputs: ``.chkmate.yml`` defaults for this environment, overridden by the Environment."""
     defaults = config.environments.get(name) if config is not None else None
@@ -129,8 +160,11 @@ async def inputs(
             sensitive.update(values)
     variables.update(spec.vars)
     env: dict[str, str] = {}
-    credential = spec.credentials_secret_ref.name if spec.credentials_secret_ref is not None else (
-        defaults.credential if defaults is not None else None)
+    credential = (
+        spec.credentials_secret_ref.name
+        if spec.credentials_secret_ref is not None
+        else (defaults.credential if defaults is not None else None)
+    )
     if credential:
         env.update(await _read_all(memo.kube, namespace, "Secret", credential, optional=False))
     if region:
@@ -138,8 +172,12 @@ async def inputs(
         env.setdefault("AWS_DEFAULT_REGION", region)
     sensitive.update(redaction.sensitive_keys(variables))
     return plan_runs.Inputs(
-        engine=engine, path=source.path if defaults is None or "path" in given else defaults.path,
-        vars=variables, env=env, sensitive_vars=frozenset(sensitive), destroy=destroy,
+        engine=engine,
+        path=source.path if defaults is None or "path" in given else defaults.path,
+        vars=variables,
+        env=env,
+        sensitive_vars=frozenset(sensitive),
+        destroy=destroy,
         timeout=common.parse_duration(spec.runner.timeout),
     )
 
@@ -150,11 +188,10 @@ async def _read_all(client: kube.KubeClient, namespace: str, kind: str, name: st
     if found is None:
         if optional:
             return {}
-        raise errors.ChkmateError(f"{kind} {name!r} does not exist in {namespace!r}.",
-                                  reason=conds.Reasons.SECRET_NOT_FOUND, retryable=True)
+        raise errors.ChkmateError(
+            f"{kind} {name!r} does not exist in {namespace!r}.", reason=conds.Reasons.SECRET_NOT_FOUND, retryable=True
+        )
     data = found.get("data") or {}
     if kind == "Secret":
         return {key: base64.b64decode(value).decode(errors="replace") for key, value in data.items()}
     return {key: str(value) for key, value in data.items()}
-
-

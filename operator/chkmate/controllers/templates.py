@@ -32,8 +32,9 @@ async def reconcile_template(request: Request) -> Outcome:
         request.logger.warning(f"The template's files cannot be used: {message}")
         return Outcome(status=status, conditions=(reconciling.Set(conds.Types.VALID, conds.FALSE, reason, message),))
     source, commit = _origin(request.annotations.get(SYNCED_FROM_ANNOTATION, ""), revision)
-    versions = template_logic.record_version(request.status.versions, revision=revision, source=source,
-                                             commit=commit, now=request.now)
+    versions = template_logic.record_version(
+        request.status.versions, revision=revision, source=source, commit=commit, now=request.now
+    )
     if versions != request.status.versions:
         request.logger.info(f"Recorded template version {revision} ({source}).")
     await _notify_links(request, revision)

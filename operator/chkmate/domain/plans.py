@@ -107,9 +107,7 @@ def plan_id(*, revision: str, inputs: Mapping[str, Any], plan_digest: str) -> st
 
 def digest(result: PlanResult) -> str:
     """A digest of the planned changes (not of the text, which carries timestamps on some engines)."""
-    payload = [
-        [c.address, c.action, _stable(c.before), _stable(c.after)] for c in sorted(result.changes, key=_key)
-    ]
+    payload = [[c.address, c.action, _stable(c.before), _stable(c.after)] for c in sorted(result.changes, key=_key)]
     outputs = sorted(result.output_changes.items())
     return hashlib.sha256(json.dumps([payload, outputs], sort_keys=True, default=str).encode()).hexdigest()
 

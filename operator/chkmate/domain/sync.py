@@ -102,8 +102,16 @@ CONFLICT_BRANCH_PREFIX = "chkmate/conflict/"
 
 FILE_SUFFIXES = (".tf", ".tfvars", ".hcl", ".json")
 PRUNE_KEEPS = frozenset(
-    {".terraform.lock.hcl", ".gitignore", ".gitattributes", ".gitkeep", ".chkmate.yml", "README.md", "LICENSE",
-     "CODEOWNERS"}
+    {
+        ".terraform.lock.hcl",
+        ".gitignore",
+        ".gitattributes",
+        ".gitkeep",
+        ".chkmate.yml",
+        "README.md",
+        "LICENSE",
+        "CODEOWNERS",
+    }
 )
 # A commit body lists this many changed paths at most; a 5,000-file template would otherwise write a huge message.
 MAX_LISTED_PATHS = 50
@@ -118,6 +126,7 @@ PullRequestState = Literal["open", "merged", "closed"]
 
 
 # ---- values -------------------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class Change:
@@ -191,6 +200,7 @@ class SyncFacts:
 
 # ---- decisions ----------------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class Nothing:
     """Nothing to write anywhere."""
@@ -252,6 +262,7 @@ Decision = Nothing | Record | Push | Pull | Conflict | Blocked
 
 # ---- path mapping -------------------------------------------------------------------------------------------
 
+
 def is_file_path(link_path: str) -> bool:
     """Whether ``spec.path`` names one file (see the module docstring) rather than a folder."""
     return not link_path.endswith("/") and posixpath.basename(link_path).endswith(FILE_SUFFIXES)
@@ -262,8 +273,11 @@ def to_repo(template_files: Mapping[str, str], link_path: str) -> dict[str, byte
     if is_file_path(link_path):
         name = posixpath.basename(link_path)
         if set(template_files) != {name}:
-            return Blocked(PATH_MISMATCH, f"The link's path {link_path} names one file, so the template must hold "
-                           f"exactly one file named {name}; it holds {', '.join(sorted(template_files))}.")
+            return Blocked(
+                PATH_MISMATCH,
+                f"The link's path {link_path} names one file, so the template must hold "
+                f"exactly one file named {name}; it holds {', '.join(sorted(template_files))}.",
+            )
         return {link_path: template_files[name].encode()}
     return {_in_folder(link_path, path): content.encode() for path, content in template_files.items()}
 
@@ -281,8 +295,11 @@ def from_repo(files_under_path: Mapping[str, bytes] | None, link_path: str) -> d
             templates.check_relative_path(path)
             result[path] = data.decode("utf-8")
         except UnicodeDecodeError as e:
-            return Blocked(UNSUPPORTED_FILES, f"{where} is not UTF-8 text (byte {e.start}); templates hold text "
-                           "files only. Remove it from the path or link a narrower path.")
+            return Blocked(
+                UNSUPPORTED_FILES,
+                f"{where} is not UTF-8 text (byte {e.start}); templates hold text "
+                "files only. Remove it from the path or link a narrower path.",
+            )
         except ValueError as e:
             return Blocked(UNSUPPORTED_FILES, f"{where} cannot be a template file: {e}.")
     return result
@@ -326,8 +343,11 @@ def _repo_path(link_path: str, path: str) -> str:
 def _file_link_mismatch(files_under_path: Mapping[str, bytes], link_path: str) -> Blocked | None:
     name = posixpath.basename(link_path)
     if is_file_path(link_path) and files_under_path and set(files_under_path) != {name}:
-        return Blocked(PATH_MISMATCH, f"The link's path {link_path} names one file, but the repository holds a "
-                       f"folder there; link it as {link_path}/ instead.")
+        return Blocked(
+            PATH_MISMATCH,
+            f"The link's path {link_path} names one file, but the repository holds a "
+            f"folder there; link it as {link_path}/ instead.",
+        )
     return None
 
 
@@ -343,6 +363,7 @@ def _as_text(data: bytes) -> str:
 
 
 # ---- the decision -------------------------------------------------------------------------------------------
+
 
 def decide(facts: SyncFacts) -> Decision:
     """What to do next; see the table in the module docstring.
@@ -373,8 +394,11 @@ def _branch_missing(facts: SyncFacts) -> Decision:
         return Blocked(Reasons.BRANCH_NOT_FOUND, "The branch does not exist; a Pull link needs it.")
     if facts.last is None and facts.conflict is None:
         return _push_or_wait(facts, "The branch does not exist yet; the push creates it.")
-    return Blocked(Reasons.BRANCH_NOT_FOUND, "The branch was deleted since the last sync. Re-create it, or "
-                   f"annotate {RESOLVE_ANNOTATION}=cluster to push the template to a new branch.")
+    return Blocked(
+        Reasons.BRANCH_NOT_FOUND,
+        "The branch was deleted since the last sync. Re-create it, or "
+        f"annotate {RESOLVE_ANNOTATION}=cluster to push the template to a new branch.",
+    )
 
 
 def _first_sync(facts: SyncFacts, head: str) -> Decision:
@@ -388,8 +412,11 @@ def _first_sync(facts: SyncFacts, head: str) -> Decision:
         return _pull(facts, "First sync: the repository's files replace the template's.")
     if facts.push.additive:
         return _push_or_wait(facts, "First sync: the template only adds files next to the repository's.")
-    return _conflict(facts, "First sync: the repository already holds other content under the path, which a "
-                     "push would overwrite or delete.")
+    return _conflict(
+        facts,
+        "First sync: the repository already holds other content under the path, which a "
+        "push would overwrite or delete.",
+    )
 
 
 def _three_way(facts: SyncFacts, head: str, last: Synced) -> Decision:
@@ -408,8 +435,9 @@ def _three_way(facts: SyncFacts, head: str, last: Synced) -> Decision:
     if template_moved:
         return _push_or_wait(facts, "The template changed.")
     if not facts.can_pull:
-        return _conflict(facts, "The repository was edited under the path, and the link is Push: overwriting it "
-                         "would lose the edit.")
+        return _conflict(
+            facts, "The repository was edited under the path, and the link is Push: overwriting it would lose the edit."
+        )
     return _pull(facts, "The repository changed under the path.")
 
 
@@ -442,16 +470,25 @@ def _resolution(facts: SyncFacts, resolve: str) -> Decision:
     """What ``chkmate.dev/resolve`` asks for, in place of a Conflict or Blocked decision."""
     if resolve == "cluster":
         if not facts.can_push:
-            return Blocked(INVALID_ANNOTATION, f"{RESOLVE_ANNOTATION}=cluster pushes, and a Pull link cannot push; "
-                           "use =repo or change spec.syncDirection.")
+            return Blocked(
+                INVALID_ANNOTATION,
+                f"{RESOLVE_ANNOTATION}=cluster pushes, and a Pull link cannot push; "
+                "use =repo or change spec.syncDirection.",
+            )
         return Push(facts.push, "The template wins (resolve=cluster).", resolved=True)
     if facts.head_commit is None:
-        return Blocked(Reasons.BRANCH_NOT_FOUND, f"{RESOLVE_ANNOTATION}=repo keeps the branch, but it does not "
-                       "exist; re-create it or use =cluster.")
+        return Blocked(
+            Reasons.BRANCH_NOT_FOUND,
+            f"{RESOLVE_ANNOTATION}=repo keeps the branch, but it does not exist; re-create it or use =cluster.",
+        )
     if facts.can_pull:
         return _pull(facts, "The repository wins (resolve=repo).", resolved=True)
-    return _record(facts, facts.head_commit, "The repository's content is kept as the baseline (resolve=repo); "
-                   "the next template change is pushed over it.", resolved=True)
+    return _record(
+        facts,
+        facts.head_commit,
+        "The repository's content is kept as the baseline (resolve=repo); the next template change is pushed over it.",
+        resolved=True,
+    )
 
 
 def _repo_moved(facts: SyncFacts, head: str, last: Synced) -> bool:
@@ -477,9 +514,12 @@ def _pull(facts: SyncFacts, why: str, *, resolved: bool = False) -> Decision:
 
 
 def _template_edited() -> Blocked:
-    return Blocked(TEMPLATE_EDITED, "The template was edited in the cluster, but the link is Pull: the next pull "
-                   "would lose the edit. Revert it, change spec.syncDirection, or annotate "
-                   f"{RESOLVE_ANNOTATION}=repo to overwrite it from the repository.")
+    return Blocked(
+        TEMPLATE_EDITED,
+        "The template was edited in the cluster, but the link is Pull: the next pull "
+        "would lose the edit. Revert it, change spec.syncDirection, or annotate "
+        f"{RESOLVE_ANNOTATION}=repo to overwrite it from the repository.",
+    )
 
 
 def _conflict(facts: SyncFacts, why: str) -> Conflict | Blocked:
@@ -492,14 +532,17 @@ def _conflict(facts: SyncFacts, why: str) -> Conflict | Blocked:
 
 def _record(facts: SyncFacts, head: str, why: str, *, resolved: bool = False) -> Record:
     synced = Synced(facts.template_revision, head, facts.repo_revision)
-    ours = (facts.head_trailers.get(TEMPLATE_REVISION_TRAILER) == facts.template_revision
-            and facts.head_trailers.get(LINK_TRAILER) == facts.link_key)
+    ours = (
+        facts.head_trailers.get(TEMPLATE_REVISION_TRAILER) == facts.template_revision
+        and facts.head_trailers.get(LINK_TRAILER) == facts.link_key
+    )
     if ours:
         why = "The head commit already carries this template revision: it was pushed; recording it."
     return Record(synced, why, pushed_earlier=ours, resolved=resolved)
 
 
 # ---- commits, branches, pull requests -----------------------------------------------------------------------
+
 
 def link_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
@@ -535,9 +578,11 @@ def commit_message(template_name: str, revision: str, change: Change, link: str)
     if len(paths) > MAX_LISTED_PATHS:
         lines.append(f"... and {len(paths) - MAX_LISTED_PATHS} more")
     body = "\n".join(lines)
-    return (f"chkmate: sync template {template_name} ({count})\n\n"
-            f"Template {template_name} at {revision}, pushed by chkmate for {link}.\n\n{body}\n\n"
-            f"{trailer(revision, link)}\n")
+    return (
+        f"chkmate: sync template {template_name} ({count})\n\n"
+        f"Template {template_name} at {revision}, pushed by chkmate for {link}.\n\n{body}\n\n"
+        f"{trailer(revision, link)}\n"
+    )
 
 
 def conflict_branch(link_name: str, template_revision: str) -> str:
@@ -558,16 +603,28 @@ class PullRequestText:
 
 
 def conflict_pull_request(
-    *, link: str, template_name: str, base_branch: str, link_path: str, template_revision: str,
-    head_commit: str, direction: links.SyncDirection,
+    *,
+    link: str,
+    template_name: str,
+    base_branch: str,
+    link_path: str,
+    template_revision: str,
+    head_commit: str,
+    direction: links.SyncDirection,
 ) -> PullRequestText:
     """Title and body of the conflict pull request: both sides and how to pick one."""
     namespace, _, name = link.rpartition("/")
     annotate = f"kubectl annotate templaterepolink {name} -n {namespace} {RESOLVE_ANNOTATION}"
-    merged = ("becomes the template's content" if direction != "Push"
-              else "becomes the link's new baseline; the template is left as it is")
-    repo_wins = ("the template is overwritten from" if direction != "Push"
-                 else "the template is left alone and nothing is pushed over")
+    merged = (
+        "becomes the template's content"
+        if direction != "Push"
+        else "becomes the link's new baseline; the template is left as it is"
+    )
+    repo_wins = (
+        "the template is overwritten from"
+        if direction != "Push"
+        else "the template is left alone and nothing is pushed over"
+    )
     body = f"""chkmate could not sync Template `{template_name}` with `{link_path}` on `{base_branch}` \
 (link `{link}`): the repository holds changes the template does not have, and chkmate never overwrites an \
 edit. It pushed the cluster's side to this branch instead.
@@ -603,8 +660,13 @@ def commit_of(revision: str | None) -> str | None:
 
 # ---- history ------------------------------------------------------------------------------------------------
 
+
 def event(
-    decision: Decision, *, now: datetime.datetime, commit: str | None = None, template_revision: str | None = None,
+    decision: Decision,
+    *,
+    now: datetime.datetime,
+    commit: str | None = None,
+    template_revision: str | None = None,
     error: str | None = None,
 ) -> links.SyncEvent | None:
     """The history entry for a decision carried out (``error``: how it failed); None when not worth one."""
@@ -628,8 +690,14 @@ def event(
     message = error if error is not None else decision.message
     if isinstance(decision, Blocked) and error is None:
         message = f"{decision.reason}: {decision.message}"
-    return links.SyncEvent(direction=direction, result=result, commit=commit, template_revision=template_revision,
-                           message=message, at=conditions.timestamp(now))
+    return links.SyncEvent(
+        direction=direction,
+        result=result,
+        commit=commit,
+        template_revision=template_revision,
+        message=message,
+        at=conditions.timestamp(now),
+    )
 
 
 def add_event(
