@@ -70,6 +70,7 @@ class GitHubRepositorySpec(base.Model):
 class GitHubRepositoryStatus(common.CommonStatus):
     full_name: str | None = pydantic.Field(default=None, description="owner/name on GitHub.")
     html_url: str | None = pydantic.Field(default=None, description="The repository's web page.")
+    clone_url: str | None = pydantic.Field(default=None, description="HTTPS URL git clones and pushes with.")
     default_branch: str | None = pydantic.Field(default=None, description="The default branch on GitHub.")
     visibility: str | None = pydantic.Field(default=None, description="Visibility on GitHub.")
     head_revision: str | None = pydantic.Field(

@@ -95,6 +95,7 @@ class Mirrors:
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self.operations: collections.Counter[str] = collections.Counter()  # for metrics and benchmarks
         self._blobs: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._listed: dict[str, tuple[float, dict[str, str]]] = {}  # url -> (when, refs) of the last ls-remote
         self._blob_bytes = 0
 
     def path(self, remote: Remote) -> Path:
@@ -143,9 +144,19 @@ class Mirrors:
             repo.close()
         return True
 
-    async def refresh(self, remote: Remote, branch: str) -> str | None:
-        """The branch's head on the remote (one ls-remote), fetched into the mirror only if it moved."""
-        refs = await self.ls_remote(remote)
+    async def refresh(self, remote: Remote, branch: str, *, max_age: float = 0.0) -> str | None:
+        """The branch's head on the remote (one ls-remote), fetched into the mirror only if it moved.
+
+        ``max_age`` lets callers share an ls-remote made that many seconds ago at most: several objects
+        reconciling together after one push ask the remote once.
+        """
+        seen = self._listed.get(remote.url)
+        now = time.monotonic()
+        if seen is not None and now - seen[0] <= max_age:
+            refs = seen[1]
+        else:
+            refs = await self.ls_remote(remote)
+            self._listed[remote.url] = (now, refs)
         head = refs.get(f"refs/heads/{branch}")
         if head is not None and not self.has_commit(remote, head):
             await self.fetch(remote, [branch])

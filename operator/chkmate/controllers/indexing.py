@@ -23,6 +23,7 @@ SUMMARIZED_STATUS = frozenset(
     {
         "revision",
         "fullName",
+        "cloneUrl",
         "defaultBranch",
         "lastSyncedRevision",
         "headRevision",

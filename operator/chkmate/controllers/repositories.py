@@ -56,6 +56,7 @@ async def reconcile_github_repository(request: Request) -> Outcome:
         update={
             "full_name": repo.full_name,
             "html_url": repo.html_url,
+            "clone_url": repo.clone_url,
             "default_branch": repo.default_branch,
             "visibility": repo.visibility,
             "head_revision": revision,

@@ -37,6 +37,10 @@ class Source:
         return f"{self.owner}/{self.name}"
 
 
+# Environments and plans of one repository reconciling together share an ls-remote this recent (seconds).
+HEAD_MAX_AGE = 1.0
+
+
 class InvalidRepoConfig(errors.ChkmateError):
     reason = conds.Reasons.INVALID_REPO_CONFIG
 
@@ -72,20 +76,23 @@ async def resolve(
         field=f"GitHubRepository {summary.name!r} spec.connectionRef",
         repository=repo_spec.full_name,
     )
-    repo = await reach.client.repository(repo_spec.owner, repo_spec.name)
-    if repo is None:
-        raise errors.ChkmateError(
-            f"Repository {repo_spec.full_name} does not exist or cannot be seen.",
-            reason=conds.Reasons.REPOSITORY_NOT_FOUND,
-            retryable=True,
-        )
+    clone_url, default_branch = summary.status.get("cloneUrl"), summary.status.get("defaultBranch")
+    if not clone_url or not default_branch:  # the repository was not reconciled yet: ask GitHub
+        repo = await reach.client.repository(repo_spec.owner, repo_spec.name)
+        if repo is None:
+            raise errors.ChkmateError(
+                f"Repository {repo_spec.full_name} does not exist or cannot be seen.",
+                reason=conds.Reasons.REPOSITORY_NOT_FOUND,
+                retryable=True,
+            )
+        clone_url, default_branch = repo.clone_url, repo.default_branch
     return Source(
         owner=repo_spec.owner,
         name=repo_spec.name,
-        branch=branch or repo.default_branch,
+        branch=branch or str(default_branch),
         path=path.rstrip("/") or ".",
         access=reach,
-        remote=reach.remote(repo.clone_url),
+        remote=reach.remote(str(clone_url)),
         repository=summary.name,
     )
 
@@ -100,7 +107,7 @@ def _parse(model: type[pydantic.BaseModel], raw: Mapping[str, Any], what: str) -
 async def head(memo: memos.Memo, source: Source) -> str:
     """The branch head (fetched into the mirror if it moved); BranchNotFound when there is no such branch."""
     async with memo.mirrors.lock(source.remote):
-        found = await memo.mirrors.refresh(source.remote, source.branch)
+        found = await memo.mirrors.refresh(source.remote, source.branch, max_age=HEAD_MAX_AGE)
     if found is None:
         raise errors.ChkmateError(
             f"Branch {source.branch!r} does not exist in {source.full_name}.",
