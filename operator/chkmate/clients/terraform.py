@@ -175,7 +175,8 @@ class Engine:
     async def plan(
         self, workspace: Workspace, *, destroy: bool = False, refresh_only: bool = False, lock: bool = True
     ) -> PlanRun:
-        """init, ``plan -detailed-exitcode``, then ``show`` as JSON and text. Raises :class:`PlanFailed`.
+        """init, ``plan -detailed-exitcode`` (its output is the readable plan), then ``show -json``.
+        Raises :class:`PlanFailed`.
 
         A refresh-only plan's ``changes`` are the drift found (see :func:`tfjson.parse_plan`).
         """
@@ -189,7 +190,7 @@ class Engine:
                 if done.code not in (0, 2):
                     raise _Failed(self._failure("plan", done, run))
                 shown = json.loads((await self._checked(run, ["show", "-json", str(run.plan)])).out)
-                text = (await self._checked(run, ["show", "-no-color", str(run.plan)])).out
+                text = done.out  # plan prints the same readable plan as `show` would: one process less
             except _CommandError as e:
                 raise PlanFailed(e.message, retryable=e.retryable) from e
             run.secrets |= tfjson.sensitive_values(shown)
