@@ -509,8 +509,8 @@ NAMESPACED_GRANTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     *(("chkmate.dev", f"{kind}/status", ("get", "patch")) for kind in KINDS),
     *(("chkmate.dev", f"{kind}/finalizers", ("update",)) for kind in KINDS),
     ("chkmate.dev", "plans", ("create", "delete")),
-    # application: credentials read; plan files, state and plan output written
-    ("", "secrets", ("get", "list", "create", "update", "patch", "delete")),
+    # application: credentials read and watched (key rotation); plan files, state and plan output written
+    ("", "secrets", ("get", "list", "watch", "create", "update", "patch", "delete")),
     ("", "configmaps", ("get", "list", "create", "update", "patch", "delete")),
     # application: the Job runner
     ("batch", "jobs", ("get", "list", "watch", "create", "delete")),

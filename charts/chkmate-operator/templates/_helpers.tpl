@@ -135,10 +135,14 @@ created or deleted (a cluster-wide one does not).
 - apiGroups: ["chkmate.dev"]
   resources: ["plans"]
   verbs: ["create", "delete"]
-# Secrets: GitHub App keys, tokens, webhook secrets and run credentials are read; plan files and Terraform
-# state are written. ConfigMaps: readable plan output and variables.
+# Secrets: GitHub App keys, tokens, webhook secrets and run credentials are read (and watched, so that a
+# rotated key is used at once); plan files and Terraform state are written.
 - apiGroups: [""]
-  resources: ["secrets", "configmaps"]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# ConfigMaps: readable plan output and variables.
+- apiGroups: [""]
+  resources: ["configmaps"]
   verbs: ["get", "list", "create", "update", "patch", "delete"]
 # The Job runner: one Job per plan or apply run, its Pods and their logs.
 - apiGroups: ["batch"]
