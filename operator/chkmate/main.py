@@ -21,7 +21,7 @@ import kopf
 from chkmate import controllers
 from chkmate import settings as settings_
 from chkmate.clients import kube
-from chkmate.controllers import memos
+from chkmate.controllers import memos, webhook_marks
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 Login = Callable[[Logger, kopf.OperatorSettings], kopf.ConnectionInfo | None]
@@ -44,13 +44,19 @@ def register(
     *,
     login: Login = default_login,
     settings: SettingsFactory = settings_from_env,
+    webhook_host: str = "0.0.0.0",
 ) -> None:
-    """Put the whole operator on ``registry``."""
+    """Put the whole operator on ``registry``; with ``webhook_port`` set, the GitHub webhook receiver serves on
+    ``webhook_host`` (tests: 127.0.0.1) and counts every delivery in the metrics."""
 
-    async def configure_chkmate(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger, **_: Any) -> None:
+    async def configure_chkmate(
+        *, settings: kopf.OperatorSettings, memo: Any, logger: Logger, **indexes: Any
+    ) -> None:
         controllers.configure(settings)
         ours = memos.ensure(memo, settings_factory)
         ours.metrics_server = await ours.metrics.serve(ours.settings.metrics_port)
+        if ours.settings.webhook_port and ours.webhooks is None:
+            ours.webhooks = webhook_marks.serve(ours, indexes, host=webhook_host, count=ours.metrics.webhook_delivery)
         logger.info("The chkmate operator is configured.")
 
     async def login_chkmate(

@@ -578,7 +578,7 @@ class PullRequests:
         return "none" if found is None else str(found.data.get("permission") or "none")
 
     async def create_check_run(
-        self, *, name: str, head_sha: str, conclusion: CheckConclusion, output: Mapping[str, str]
+        self, *, name: str, head_sha: str, conclusion: CheckConclusion, output: Mapping[str, object]
     ) -> int:
         """A completed check run on ``head_sha`` (GitHub Apps only: tokens cannot write check runs)."""
         created = await self.client.request(
@@ -595,7 +595,7 @@ class PullRequests:
         return int(created.data["id"])
 
     async def update_check_run(
-        self, check_run_id: int, *, conclusion: CheckConclusion, output: Mapping[str, str]
+        self, check_run_id: int, *, conclusion: CheckConclusion, output: Mapping[str, object]
     ) -> None:
         await self.client.request(
             "PATCH",

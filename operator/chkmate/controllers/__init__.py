@@ -13,6 +13,7 @@ import kopf
 from chkmate import GROUP
 from chkmate.controllers import (
     connections,
+    environment_drift,
     environments,
     indexing,
     links,
@@ -22,7 +23,7 @@ from chkmate.controllers import (
     templates,
 )
 
-KIND_MODULES = (connections, repositories, templates, links, environments, plans, polling)
+KIND_MODULES = (connections, repositories, templates, links, environments, environment_drift, plans, polling)
 FINALIZER = f"{GROUP}/finalizer"
 # kopf leaves out of its diffs every annotation under the prefix it keeps its own state in: a prefix of our
 # own, so that user-facing annotations under chkmate.dev/ (requestedAt, approve, rollbackTo) trigger handlers.

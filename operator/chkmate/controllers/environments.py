@@ -11,15 +11,16 @@ Kubernetes (Plans).
 from __future__ import annotations
 
 import collections
+import contextlib
 from typing import Any
 
 import kopf
 
-from chkmate import API_VERSION
+from chkmate import API_VERSION, GROUP, VERSION
 from chkmate.api import conditions as conds
 from chkmate.api import environments, kinds
 from chkmate.clients import kube, storage
-from chkmate.controllers import indexing, plans, reconciling, registering, sources
+from chkmate.controllers import indexing, memos, plans, polling, reconciling, registering, sources
 
 Request = reconciling.Request[environments.EnvironmentSpec, environments.EnvironmentStatus]
 Outcome = reconciling.Outcome[environments.EnvironmentStatus]
@@ -41,7 +42,8 @@ async def reconcile_environment(request: Request) -> Outcome:
                 ),
             ),
         )
-    head = await sources.head(memo, source)
+    polled = request.annotations.get(polling.POLLED_ANNOTATION, "")
+    head = await sources.head(memo, source, expected="" if request.requested else polled.rpartition(":")[2])
     sources.repo_config(await sources.files_at(memo, source, head))  # InvalidRepoConfig stops here
     revision = f"{source.branch}@sha1:{head}"
     mine = _plans(request)
@@ -62,11 +64,12 @@ def plan_name(environment: str, commit: str) -> str:
 
 
 def _plans(request: Request) -> list[indexing.Summary]:
-    """This environment's branch plans (pull request plans are the pull request's business)."""
+    """This environment's branch plans (pull request plans and drift reports are not runs of the branch)."""
     return [
         p
         for p in indexing.all_of(request.indexes, kinds.PLAN, request.namespace)
         if p.spec.get("environmentRef", {}).get("name") == request.name and not p.spec.get("pullRequest")
+        and p.spec.get("kind", "plan") == "plan"  # drift reports are no planned runs
     ]
 
 
@@ -158,5 +161,27 @@ RECONCILER = reconciling.Reconciler(
 )
 
 
+PLAN_OBSERVED_ANNOTATION = "chkmate.dev/planObserved"
+
+
+async def plan_moved(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A Plan's phase changed: let its Environment report it.
+
+    This runs on the Plan's watch event, after kopf updated its indexes with the new status, so the
+    Environment's reconcile reads the phase the Plan really has (a notice sent from inside the Plan's own
+    handler could arrive before the Plan's status is written).
+    """
+    phase = body.get("status", {}).get("phase")
+    env = body.get("spec", {}).get("environmentRef", {}).get("name")
+    if type is None or not phase or not env or body.get("spec", {}).get("pullRequest"):
+        return
+    value = f"{body.metadata.name}:{phase}"
+    namespace = body.metadata.namespace or ""
+    patch = {"metadata": {"annotations": {PLAN_OBSERVED_ANNOTATION: value}}}
+    with contextlib.suppress(kube.NotFound):
+        await memos.of(memo).kube.patch(kube.ours(kinds.ENVIRONMENT.plural), namespace, env, patch)
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     registering.reconcile_on_changes(registry, RECONCILER, handler_id="reconcile_environment")
+    kopf.on.event(GROUP, VERSION, kinds.PLAN.plural, id="plan_moved", registry=registry)(plan_moved)

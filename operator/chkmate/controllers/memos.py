@@ -1,7 +1,7 @@
-"""The operator-wide values handlers share, kept in kopf's memo: settings and long-lived clients.
+"""The operator-wide values handlers share, kept in kopf's memo: settings, long-lived clients and services.
 
 Built once at startup (:func:`chkmate.main.register`'s startup handler); handlers read it through
-:func:`of`. Opening and closing clients is the only I/O here.
+:func:`of`. Opening and closing clients (and stopping the webhook receiver) is the only I/O here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -22,6 +22,12 @@ from chkmate.clients import kube as kube_
 MEMO_KEY = "chkmate"
 
 
+class Service(Protocol):
+    """Something the operator runs beside kopf's handlers and stops at cleanup (the webhook receiver)."""
+
+    async def stop(self) -> None: ...
+
+
 @dataclasses.dataclass
 class Memo:
     settings: settings_.Settings
@@ -29,6 +35,7 @@ class Memo:
     mirrors: git.Mirrors = dataclasses.field(init=False)
     metrics: metrics_.Metrics = dataclasses.field(default_factory=metrics_.Metrics)
     metrics_server: web.AppRunner | None = None
+    webhooks: Service | None = None  # the GitHub webhook receiver, when settings.webhook_port is set
     _kube: kube_.KubeClient | None = None
     _locks: dict[str, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
@@ -57,6 +64,11 @@ class Memo:
         self._locks.pop(uid, None)
 
     @property
+    def connected(self) -> bool:
+        """Whether kopf has logged in and :attr:`kube` can be used (login runs after the startup handlers)."""
+        return self._kube is not None
+
+    @property
     def kube(self) -> kube_.KubeClient:
         if self._kube is None:
             raise RuntimeError("The Kubernetes client is not connected yet (kopf has not logged in).")
@@ -70,6 +82,9 @@ class Memo:
             await previous.close()
 
     async def close(self) -> None:
+        if self.webhooks is not None:  # first: deliveries in flight still use the clients below
+            webhooks, self.webhooks = self.webhooks, None
+            await webhooks.stop()
         if self.metrics_server is not None:
             await self.metrics_server.cleanup()
             self.metrics_server = None

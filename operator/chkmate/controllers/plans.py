@@ -4,8 +4,9 @@ Phases: Pending → Planned (or NoChanges) → Applied, or Failed; a newer plan 
 still waits for approval Superseded. Approval binds to the planId: ``spec.approved`` (or the annotation
 ``chkmate.dev/approve``) must carry this plan's id; an approval of another id is reported and ignored. Before
 applying, the stored plan file is checked against the hash recorded when it was planned. Plans of the branch
-take the environment's state lock; pull request plans do not. I/O: the engine (subprocesses), git, Secrets
-and ConfigMaps for outputs and state.
+take the environment's state lock; pull request plans do not. Pull request plans are reported on the pull
+request and approved through :mod:`chkmate.controllers.pull_requests` (hooks). I/O: the engine (subprocesses),
+git, Secrets and ConfigMaps for outputs and state.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from chkmate import errors
 from chkmate.api import conditions as conds
 from chkmate.api import environments, kinds, plans
 from chkmate.clients import kube, storage, terraform
-from chkmate.controllers import indexing, plan_runs, reconciling, registering, sources
+from chkmate.controllers import indexing, plan_runs, pull_requests, reconciling, registering, sources
 from chkmate.domain import costs, security
 from chkmate.domain import plans as plan_logic
 
@@ -37,6 +38,8 @@ TERMINAL = frozenset({"Applied", "Failed", "Superseded", "NoChanges"})
 
 async def reconcile_plan(request: Request) -> Outcome:
     status = request.status
+    if request.spec.kind == "drift":
+        return _drift_report(status)
     if status.phase in TERMINAL:
         return Outcome(status=status, conditions=_terminal_conditions(status))
     env = indexing.require(
@@ -66,7 +69,8 @@ async def reconcile_plan(request: Request) -> Outcome:
                 ),
             ),
         )
-    source = await sources.resolve(request.memo, request.indexes, request.namespace, env_spec)
+    resolved = await sources.resolve(request.memo, request.indexes, request.namespace, env_spec)
+    source = pull_requests.plan_source(resolved, request.spec)
     if status.phase in (None, "Pending", "Planning"):
         return await _plan(request, env, env_spec, source)
     return await _approve_and_apply(request, env, env_spec, source)
@@ -131,6 +135,7 @@ async def _plan(
             "finished_at": None if phase == "Planned" else conds.timestamp(request.now),
         }
     )
+    status = await pull_requests.planned(request, source, status, result.text, report, inputs)
     request.logger.info(f"Planned {revision}: {result.summary.line()} planId {planned.plan_id}.")
     await _notify_environment(request, phase)
     planned_set = reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUCCEEDED, result.summary.line())
@@ -156,28 +161,29 @@ async def _approve_and_apply(
         conds.Reasons.SUCCEEDED,
         (status.summary and _summary_line(status)) or "Planned.",
     )
-    if request.spec.kind == "drift":
-        return Outcome(status=status, conditions=(done,), ready_message="Drift report: never applied.")
-    approval = _approval(request, env_spec, plan_id)
+    approval = await pull_requests.approval(request, env_spec, plan_id, _approval(request, env_spec, plan_id))
     waiting_since = _parse_time(status.started_at) if approval is not None else None
     request.memo.metrics.awaiting_approval(request.namespace, request.name, env.name, waiting_since)
     if approval is not None:
         return Outcome(status=status, conditions=(done, approval))
-    if request.spec.pull_request is not None:
-        return Outcome(
-            status=status,
-            conditions=(
-                done,
-                reconciling.Set(
-                    conds.Types.APPROVED,
-                    conds.FALSE,
-                    conds.Reasons.AWAITING_APPROVAL,
-                    "Pull request plans are applied when the pull request merges (applyOnMerge).",
-                ),
-            ),
-        )
     source = source or await sources.resolve(request.memo, request.indexes, request.namespace, env_spec)
     return await _apply(request, env, env_spec, source, done)
+
+
+def _drift_report(status: plans.PlanStatus) -> Outcome:
+    """A drift report is written whole by the drift check (environment_drift.py): never planned nor applied here."""
+    if status.phase is None:
+        waiting = "Waiting for the drift check's report."
+        return Outcome(
+            status=status,
+            conditions=(reconciling.Set(conds.Types.PLANNED, conds.UNKNOWN, conds.Reasons.PROGRESSING, waiting),),
+        )
+    line = f"Drift report of {status.revision}: {_summary_line(status)} Never applied."
+    return Outcome(
+        status=status,
+        conditions=(reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUCCEEDED, line),),
+        ready_message=line,
+    )
 
 
 def _approval(request: Request, env_spec: environments.EnvironmentSpec, plan_id: str) -> reconciling.Set | None:
@@ -260,6 +266,7 @@ async def _apply(
     applied = status.model_copy(update={"phase": "Applied", "applied_at": now, "finished_at": now})
     request.logger.info(f"Applied {status.revision} (planId {status.plan_id}).")
     await _notify_environment(request, "Applied")
+    await pull_requests.applied(request, applied)
     message = f"Applied {status.revision}."
     return Outcome(
         status=applied,
@@ -284,6 +291,7 @@ async def _failed(
     )
     request.logger.error(f"The run failed: {error.message}")
     await _notify_environment(request, "Failed")
+    await pull_requests.failed(request, revision, condition, error)
     return Outcome(
         status=failed,
         conditions=(
@@ -295,15 +303,19 @@ async def _failed(
 
 
 async def _lock(request: Request, env: str, env_body: dict[str, Any], holder: str, timeout: float) -> None:
-    await storage.acquire_lock(
-        request.memo.kube,
-        request.namespace,
-        env,
-        env_body,
-        holder,
-        now=request.now,
-        stale_after=datetime.timedelta(seconds=timeout),
-    )
+    try:
+        await storage.acquire_lock(
+            request.memo.kube,
+            request.namespace,
+            env,
+            env_body,
+            holder,
+            now=request.now,
+            stale_after=datetime.timedelta(seconds=timeout),
+        )
+    except storage.Locked as e:
+        await pull_requests.locked(request, env, e)
+        raise
 
 
 async def _environment_body(request: Request, name: str) -> dict[str, Any]:

@@ -83,6 +83,7 @@ def resync_periodically(
             if stopped or meta.get("deletionTimestamp"):
                 return
             patch = kopf.Patch()
+            kwargs.pop("patch", None)  # kopf hands daemons a patch of their own; ours is applied below
             # Failures are recorded in the conditions by the reconciler; the next turn tries again.
             with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
                 await reconciler(body=body, meta=meta, patch=patch, logger=logger, memo=memo, **kwargs)

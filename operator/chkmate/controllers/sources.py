@@ -104,10 +104,17 @@ def _parse(model: type[pydantic.BaseModel], raw: Mapping[str, Any], what: str) -
         raise errors.DependencyNotReady(f"{what} has an invalid spec.") from e
 
 
-async def head(memo: memos.Memo, source: Source) -> str:
-    """The branch head (fetched into the mirror if it moved); BranchNotFound when there is no such branch."""
+async def head(memo: memos.Memo, source: Source, *, expected: str | None = None) -> str:
+    """The branch head (fetched into the mirror if it moved); BranchNotFound when there is no such branch.
+
+    A listing up to :data:`HEAD_MAX_AGE` old is reused unless it lacks ``expected`` (the commit a poll or
+    webhook saw) or the caller passes ``expected=""`` to ask the remote now (a user's explicit request).
+    """
+    max_age = HEAD_MAX_AGE
+    if expected == "" or (expected and not memo.mirrors.has_commit(source.remote, expected)):
+        max_age = 0.0
     async with memo.mirrors.lock(source.remote):
-        found = await memo.mirrors.refresh(source.remote, source.branch, max_age=HEAD_MAX_AGE)
+        found = await memo.mirrors.refresh(source.remote, source.branch, max_age=max_age)
     if found is None:
         raise errors.ChkmateError(
             f"Branch {source.branch!r} does not exist in {source.full_name}.",

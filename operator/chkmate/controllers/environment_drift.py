@@ -1,0 +1,736 @@
+"""Environment drift: a second reconciler of Environments, run on a schedule, that compares what was applied with
+the infrastructure (infrastructure drift) and with the branch (source drift), and acts as the spec says.
+
+A kopf daemon per Environment (:func:`register`) runs :data:`RECONCILER` every ``spec.driftDetection.interval``.
+Each Environment checks on its own phase of the interval (a hash of its uid), so checks spread over the interval
+whenever the operator started, with ±5 % jitter on top; at most ``Settings.drift_concurrency`` checks run at once
+operator-wide (:func:`gate`). A check:
+
+* is skipped while drift detection is disabled, the Environment is suspended, nothing was applied yet, or the
+  state lock is held (a plan or apply runs; the ``Drifted`` message says so and the next turn tries again);
+* plans the last applied revision, not the branch head, against the stored state with ``-lock=false``: any
+  change is drift (``-detailed-exitcode`` semantics); a refresh-only plan names what changed outside Terraform
+  (terraform and tofu; the builtin engine cannot tell). A check never writes the state;
+* compares the branch head with ``status.lastAppliedRevision`` (source drift);
+* writes ``status.drift`` (the last completed check), the ``Drifted`` condition (True: InfrastructureDrift or
+  SourceAhead; False: NoDrift; Unknown: DriftCheckFailed when the check itself failed), an Event when Drifted
+  changes, and the full output to the Plan ``<environment>-drift`` (``spec.kind: drift``, rewritten by every
+  check: one per Environment);
+* acts on infrastructure drift as ``spec.driftDetection.action`` says: Notify does nothing more; Reconcile
+  creates a Plan of the last applied revision, which follows the approval mode; Adopt applies the refresh-only
+  plan under the state lock and opens a pull request describing the code changes needed.
+
+The main reconciler (:mod:`chkmate.controllers.environments`) writes the same status. The wrapper diffs against
+the status the daemon's body had when the check began, which may miss the main reconciler's last write: every
+outcome here is built on the status as stored at the end of the check (:func:`_outcome`).
+
+I/O: git and GitHub, the engine (subprocesses), Kubernetes (the Environment, Plans, the state Secret, outputs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import pydantic
+
+from chkmate import API_VERSION, GROUP, VERSION, errors
+from chkmate.api import common, environments, kinds
+from chkmate.api import conditions as conds
+from chkmate.api import plans as plan_models
+from chkmate.clients import git, github, kube, storage, terraform
+from chkmate.controllers import indexing, memos, plan_runs, plans, reconciling, registering, sources
+from chkmate.domain import plans as plan_logic
+from chkmate.domain import redaction
+
+Request = reconciling.Request[environments.EnvironmentSpec, environments.EnvironmentStatus]
+Outcome = reconciling.Outcome[environments.EnvironmentStatus]
+
+DEFAULT_INTERVAL = common.parse_duration(environments.DriftDetection().interval)
+SHORT_SHA = 12
+PLAN_NAME_SHA = 10  # as the Environment controller names the Plan of a commit
+# Listed in the condition message / kept in status.drift.resources: statuses stay small whatever drifted.
+LISTED_IN_MESSAGE = 10
+LISTED_IN_STATUS = 100
+# Of the interval, either way: Environments that share a slot (hash collisions) do not start together. Less than
+# the half interval next_check_in keeps between checks, so a jittered check keeps its slot.
+JITTER = 0.05
+REPORT_FILE = ".chkmate/drift/{environment}.md"  # committed on the Adopt pull request's branch
+ADOPT_BRANCH = "chkmate/drift/{environment}-{digest}"
+# What a plan's create/delete means when the code is right and the infrastructure drifted.
+_MISSING = {"create": "missing from the infrastructure", "delete": "not in the code", "replace": "to be replaced"}
+# What a refresh-only plan's changes mean: Terraform found the object changed or gone.
+_CHANGED_OUTSIDE = {"delete": "deleted outside Terraform"}
+
+
+# Scheduling.
+
+_GATES: dict[int, asyncio.Semaphore] = {}
+
+
+def gate(memo: memos.Memo) -> asyncio.Semaphore:
+    """The operator-wide limit on concurrent checks (``Settings.drift_concurrency``): one semaphore per memo.
+
+    Kept here, keyed by the memo's id and dropped with the memo, because the memo is not this module's (a
+    ``Memo.drift_gate`` field would do the same).
+    """
+    found = _GATES.get(id(memo))
+    if found is None:
+        found = _GATES[id(memo)] = asyncio.Semaphore(max(1, memo.settings.drift_concurrency))
+        weakref.finalize(memo, _GATES.pop, id(memo), None)
+    return found
+
+
+def phase_of(key: str, interval: float) -> float:
+    """Where in every interval an Environment's checks fall: keys spread evenly and stably over [0, interval)."""
+    fraction = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+    return fraction * interval
+
+
+def next_check_in(now: float, interval: float, phase: float) -> float:
+    """Seconds from ``now`` to the next slot ``phase + k * interval`` at least half an interval away.
+
+    Half an interval: a check that ran a little early (the daemon's jitter) does not run again at the same slot,
+    and the first check after a start falls in [interval/2, 3 * interval/2), spread by phase.
+    """
+    earliest = now + interval / 2
+    return phase + math.ceil((earliest - phase) / interval) * interval - now
+
+
+def check_delay(now: float, interval: float, key: str, spread: float) -> float:
+    """The wait before the next check of the Environment ``key``: its next slot, moved by ``spread`` (in [-1, 1],
+    random in the daemon) times :data:`JITTER` of the interval."""
+    return max(0.0, next_check_in(now, interval, phase_of(key, interval)) + spread * JITTER * interval)
+
+
+def check_interval(body: kopf.Body) -> float:
+    """The daemon's wait before the Environment's next check, on the wall clock (slots are the same whenever
+    and wherever the operator runs)."""
+    key = body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"
+    return check_delay(time.time(), _interval(body.get("spec") or {}), key, random.uniform(-1, 1))
+
+
+def _interval(spec: Mapping[str, Any]) -> float:
+    try:
+        detection = environments.DriftDetection.model_validate(spec.get("driftDetection") or {})
+    except pydantic.ValidationError:
+        return DEFAULT_INTERVAL  # the reconciler reports the invalid spec
+    return common.parse_duration(detection.interval)
+
+
+# What a check found (pure).
+
+
+@dataclasses.dataclass(frozen=True)
+class Findings:
+    """One completed check. ``planned``: the last applied revision planned against the state (what Reconcile
+    would do); ``outside``: the refresh-only plan (what changed outside Terraform; None when the engine cannot
+    tell); ``head_descends``: the branch head descends from the applied commit (False: history was rewritten)."""
+
+    revision: str
+    head: str
+    planned: plan_logic.PlanResult
+    outside: plan_logic.PlanResult | None
+    plan_id: str
+    head_descends: bool = True
+
+    @property
+    def applied_commit(self) -> str:
+        return commit_of(self.revision)
+
+    @property
+    def infrastructure(self) -> bool:
+        return self.planned.has_changes or (self.outside is not None and self.outside.has_changes)
+
+    @property
+    def source_ahead(self) -> bool:
+        return self.head != self.applied_commit
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """Addresses of the drifted resources, from both plans."""
+        changes = [*self.planned.changes, *(self.outside.changes if self.outside is not None else ())]
+        return tuple(sorted({c.address for c in changes if c.changes_something}))
+
+
+def commit_of(revision: str) -> str:
+    return revision.rsplit(":", 1)[-1]
+
+
+def changed_attributes(change: plan_logic.ResourceChange) -> tuple[str, ...]:
+    """The top-level attributes whose values differ before and after (none for a create or delete)."""
+    if change.action in ("create", "delete"):
+        return ()
+    before, after = change.before or {}, change.after or {}
+    return tuple(sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key)))
+
+
+def summarize(findings: Findings) -> str:
+    """What drifted, in a few sentences: addresses and attribute names, never values."""
+    parts = []
+    if findings.infrastructure:
+        parts.append(_infrastructure_sentence(findings))
+    if findings.source_ahead:
+        parts.append(_source_sentence(findings))
+    return " ".join(parts) or (
+        f"No drift: the infrastructure matches {_short(findings.revision)} and the branch has not moved."
+    )
+
+
+def _infrastructure_sentence(findings: Findings) -> str:
+    planned = findings.planned
+    sentence = f"The infrastructure differs from {_short(findings.revision)}"
+    listed = _listed(planned, _MISSING)
+    sentence += f": {listed}" if listed else ""
+    if not planned.summary.empty:
+        sentence += f". Reconcile would: {planned.summary.line()}"
+    else:
+        sentence += ". Reconcile would update outputs only." if planned.has_changes else "."
+    if findings.outside is not None and findings.outside.has_changes:
+        sentence += f" Changed outside Terraform: {_listed(findings.outside, _CHANGED_OUTSIDE)}."
+    return sentence
+
+
+def _listed(result: plan_logic.PlanResult, words: Mapping[str, str]) -> str:
+    items = [
+        f"{c.address} ({', '.join(changed_attributes(c)) or words.get(c.action, c.action)})"
+        for c in result.changes
+        if c.changes_something
+    ]
+    outputs = sorted(name for name, action in result.output_changes.items() if action != "no-op")
+    more = len(items) - LISTED_IN_MESSAGE
+    items = items[:LISTED_IN_MESSAGE] + ([f"and {more} more"] if more > 0 else [])
+    if outputs:
+        items.append(f"outputs {', '.join(outputs)}")
+    return "; ".join(items)
+
+
+def _source_sentence(findings: Findings) -> str:
+    branch, head, applied = findings.revision.split("@", 1)[0], findings.head[:SHORT_SHA], findings.applied_commit
+    if findings.head_descends:
+        return f"Branch {branch} is at {head}, ahead of the last applied commit {applied[:SHORT_SHA]}."
+    return (
+        f"Branch {branch} is at {head} and no longer contains the last applied commit {applied[:SHORT_SHA]} "
+        "(its history was rewritten)."
+    )
+
+
+def _short(revision: str) -> str:
+    return revision[: revision.index(":") + 1 + SHORT_SHA] if ":" in revision else revision
+
+
+def drifted_condition(findings: Findings, note: str = "") -> reconciling.Set:
+    message = f"{summarize(findings)} {note}".strip()
+    if findings.infrastructure:
+        return reconciling.Set(conds.Types.DRIFTED, conds.TRUE, conds.Reasons.INFRASTRUCTURE_DRIFT, message)
+    if findings.source_ahead:
+        return reconciling.Set(conds.Types.DRIFTED, conds.TRUE, conds.Reasons.SOURCE_AHEAD, message)
+    return reconciling.Set(conds.Types.DRIFTED, conds.FALSE, conds.Reasons.NO_DRIFT, message)
+
+
+def report_text(findings: Findings) -> str:
+    """The drift Plan's output: the summary, then both plans as the engine printed them (already redacted)."""
+    sections = [
+        f"Drift check of {findings.revision} (branch head {findings.head}).",
+        summarize(findings),
+        "",
+        "# The last applied revision planned against the stored state (what Reconcile would do)",
+        findings.planned.text or findings.planned.summary.line(),
+    ]
+    if findings.outside is not None:
+        sections += [
+            "",
+            "# Refresh-only plan (what changed outside Terraform; what Adopt accepts into the state)",
+            findings.outside.text or findings.outside.summary.line(),
+        ]
+    return "\n".join(sections) + "\n"
+
+
+def pull_request_body(environment: str, findings: Findings, *, secrets: list[str]) -> str:
+    """The Adopt pull request's description (and the file it commits): what the code must say now."""
+    lines = [
+        f"The drift check of Environment `{environment}` found the infrastructure different from "
+        f"`{findings.revision}`. Its drift action is **Adopt**: the live values were accepted into the Terraform "
+        "state. Change the code so that it describes them, and delete this file; or close this pull request and "
+        "set `driftDetection.action: Reconcile` to undo the drift instead.",
+        "",
+        "## What differs (the infrastructure, then the code)",
+        "",
+    ]
+    for change in findings.planned.changes:
+        if change.changes_something:
+            lines += _change_lines(change)
+    for name, action in sorted(findings.planned.output_changes.items()):
+        if action != "no-op":
+            lines.append(f"- output `{name}`: {action}")
+    return redaction.redact("\n".join(lines) + "\n", secrets)
+
+
+def _change_lines(change: plan_logic.ResourceChange) -> list[str]:
+    where = f" ({change.file}:{change.line})" if change.file and change.line else ""
+    attributes = changed_attributes(change)
+    if not attributes:
+        return [f"- `{change.address}`{where}: {_MISSING.get(change.action, change.action)}"]
+    before, after = change.before or {}, change.after or {}
+    return [
+        f"- `{change.address}`{where}:",
+        *(
+            f"  - `{name}`: {json.dumps(before.get(name))}, the code says {json.dumps(after.get(name))}"
+            for name in attributes
+        ),
+    ]
+
+
+def adopt_digest(findings: Findings) -> str:
+    """Names the Adopt branch: the resource changes only, which adopting leaves as they are (outputs move)."""
+    return plan_logic.digest(plan_logic.PlanResult(changes=findings.planned.changes))[:PLAN_NAME_SHA]
+
+
+# The reconcile step.
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What a check read, for the action that follows it."""
+
+    source: sources.Source
+    files: dict[str, bytes]
+    inputs: plan_runs.Inputs
+    state_version: str | None  # the state Secret's resourceVersion when the check began
+
+
+@dataclasses.dataclass(frozen=True)
+class _StateSeen:
+    lock: storage.Lock | None
+    version: str | None
+
+
+async def check_drift(request: Request) -> Outcome:
+    """The reconcile step: skip, or check, report and act (see the module's docstring)."""
+    stored = await _stored(request)
+    if not request.spec.drift_detection.enabled:
+        return _outcome(request, stored, drift=None, drifted=None)
+    if request.spec.suspend or stored.last_applied_revision is None:
+        return _outcome(request, stored, drift=stored.drift, drifted=_current(stored))
+    seen = await _state_seen(request)
+    if seen.lock is not None:
+        return _locked(request, await _stored(request), seen.lock)
+    try:
+        run, findings = await _examine(request, stored.last_applied_revision, seen)
+        await _record(request, findings)
+    except errors.ChkmateError as e:
+        return _failed(request, await _stored(request), e)
+    note = await _act(request, run, findings)
+    return _checked(request, await _stored(request), findings, note)
+
+
+async def _stored(request: Request) -> environments.EnvironmentStatus:
+    found = await request.memo.kube.get(kube.ours(kinds.ENVIRONMENT.plural), request.namespace, request.name)
+    if found is None:
+        raise errors.DependencyNotFound(f"Environment {request.name!r} is gone.")
+    return reconciling.load_status(environments.EnvironmentStatus, found.get("status"))
+
+
+async def _state_seen(request: Request) -> _StateSeen:
+    """Who holds the state lock, read without taking it (taking it would write the state Secret), and the state
+    Secret's version (an action waits when a plan applied while the check ran)."""
+    secret = await request.memo.kube.get(kube.SECRETS, request.namespace, storage.state_secret(request.name))
+    metadata = (secret or {}).get("metadata") or {}
+    lock = storage.parse_lock((metadata.get("annotations") or {}).get(storage.LOCK_ANNOTATION))
+    return _StateSeen(lock, metadata.get("resourceVersion"))
+
+
+async def _examine(request: Request, revision: str, seen: _StateSeen) -> tuple[_Run, Findings]:
+    memo, applied = request.memo, commit_of(revision)
+    source = await sources.resolve(memo, request.indexes, request.namespace, request.spec)
+    head = await sources.head(memo, source)
+    files = await sources.files_at(memo, source, applied)
+    config = sources.repo_config(files)
+    inputs = await sources.inputs(memo, request.namespace, request.name, request.spec, source, config)
+    state = await storage.load_state(memo.kube, request.namespace, request.name)
+    planned = await plan_runs.plan(
+        memo.settings, revision=revision, files=files, state=state, inputs=inputs, lock=False
+    )
+    outside = None
+    if inputs.engine != "builtin":
+        outside = (
+            await plan_runs.plan(
+                memo.settings, revision=revision, files=files, state=state, inputs=inputs, refresh_only=True, lock=False
+            )
+        ).result
+    descends = head == applied or memo.mirrors.is_ancestor(source.remote, applied, head)
+    findings = Findings(
+        revision=revision,
+        head=head,
+        planned=planned.result,
+        outside=outside,
+        plan_id=planned.plan_id,
+        head_descends=descends,
+    )
+    return _Run(source, files, inputs, seen.version), findings
+
+
+def drift_plan_name(environment: str) -> str:
+    return f"{environment}-drift"
+
+
+async def _record(request: Request, findings: Findings) -> None:
+    """Write the report to the Environment's drift Plan (created on first use), then let the Plan controller,
+    which owns the Plan's conditions, reconcile it."""
+    client, namespace, name = request.memo.kube, request.namespace, drift_plan_name(request.name)
+    resource = kube.ours(kinds.PLAN.plural)
+    spec = {
+        "environmentRef": {"name": request.name},
+        "revision": findings.revision,
+        "branch": findings.revision.split("@", 1)[0],
+        "kind": "drift",
+    }
+    plan = await client.get(resource, namespace, name)
+    if plan is None:
+        plan = await client.create(
+            resource,
+            namespace,
+            {
+                "apiVersion": API_VERSION,
+                "kind": kinds.PLAN.kind,
+                "spec": spec,
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {"chkmate.dev/environment": request.name},
+                    "ownerReferences": [storage.owner_reference(request.body)],
+                },
+            },
+        )
+    elif plan.get("spec", {}).get("revision") != findings.revision:
+        plan = await client.patch(resource, namespace, name, {"spec": spec})
+    output = await storage.save_plan_output(
+        client,
+        namespace,
+        name,
+        plan,
+        text=report_text(findings),
+        plan_file=None,
+        labels={"chkmate.dev/plan": name, "chkmate.dev/environment": request.name},
+    )
+    now, counts = conds.timestamp(request.now), findings.planned.summary
+    status = plan_models.PlanStatus(
+        phase="Planned" if findings.infrastructure else "NoChanges",
+        revision=findings.revision,
+        plan_id=findings.plan_id,
+        summary=environments.PlanSummary(add=counts.add, change=counts.change, destroy=counts.destroy),
+        output_ref=plan_models.OutputRef(
+            config_map=output.config_map, secret_prefix=output.secret_prefix, chunks=output.chunks, sha256=output.sha256
+        ),
+        started_at=now,
+        finished_at=now,
+    ).to_wire()
+    status.pop("conditions", None)
+    await client.patch(resource, namespace, name, {"status": status}, status=True)
+    await client.patch(
+        resource,
+        namespace,
+        name,
+        {"metadata": {"annotations": {reconciling.REQUESTED_AT_ANNOTATION: request.now.isoformat()}}},
+    )
+
+
+# Actions.
+
+
+async def _act(request: Request, run: _Run, findings: Findings) -> str:
+    """Carry out ``spec.driftDetection.action`` on infrastructure drift; a sentence for the Drifted message."""
+    action = request.spec.drift_detection.action
+    if action == "Notify" or not findings.infrastructure:
+        return ""
+    if (await _state_seen(request)).version != run.state_version:
+        return f"{action} waits for the next check: the state changed during this one (a plan applied)."
+    try:
+        if action == "Reconcile":
+            return await _reconcile(request, findings)
+        return await _adopt(request, run, findings)
+    except errors.ChkmateError as e:
+        request.logger.error(f"The drift action {action} failed: {e.message}")
+        return f"{action} failed: {e.message}"
+
+
+async def _reconcile(request: Request, findings: Findings) -> str:
+    busy = _plan_in_flight(request)
+    if busy is not None:
+        return f"Reconcile waits for Plan {busy!r} (running or waiting for approval)."
+    name = f"{request.name}-{findings.applied_commit[:PLAN_NAME_SHA]}-reconcile-{request.now:%Y%m%d%H%M%S}"
+    await request.memo.kube.create(
+        kube.ours(kinds.PLAN.plural),
+        request.namespace,
+        {
+            "apiVersion": API_VERSION,
+            "kind": kinds.PLAN.kind,
+            "metadata": {
+                "name": name,
+                "namespace": request.namespace,
+                "labels": {"chkmate.dev/environment": request.name, "chkmate.dev/drift-action": "reconcile"},
+                "ownerReferences": [storage.owner_reference(request.body)],
+            },
+            "spec": {
+                "environmentRef": {"name": request.name},
+                "revision": findings.revision,
+                "branch": findings.revision.split("@", 1)[0],
+            },
+        },
+    )
+    request.logger.info(f"Created Plan {name!r} of {findings.revision} to undo the drift.")
+    return (
+        f"Reconcile: created Plan {name!r} of the last applied revision; it follows the approval mode "
+        f"({request.spec.approval.mode})."
+    )
+
+
+def _plan_in_flight(request: Request) -> str | None:
+    """A branch plan of this Environment not finished yet (reconciling alongside it would race it)."""
+    for plan in indexing.all_of(request.indexes, kinds.PLAN, request.namespace):
+        spec = plan.spec
+        if (
+            spec.get("environmentRef", {}).get("name") == request.name
+            and not spec.get("pullRequest")
+            and spec.get("kind", "plan") == "plan"
+            and plan.status.get("phase") not in plans.TERMINAL
+        ):
+            return plan.name
+    return None
+
+
+async def _adopt(request: Request, run: _Run, findings: Findings) -> str:
+    source = run.source
+    branch = ADOPT_BRANCH.format(environment=request.name, digest=adopt_digest(findings))
+    pulls = source.access.client.pulls(source.owner, source.name)
+    existing = await pulls.find_open(branch, source.branch)
+    if existing is not None:
+        return f"Adopted: pull request #{existing.number} describes the code changes needed."
+    if f"refs/heads/{branch}" in await request.memo.mirrors.ls_remote(source.remote):
+        return (
+            f"Not adopted again: the pull request from {branch} was closed (delete the branch to adopt this "
+            "drift again)."
+        )
+    adopted = await _adopt_state(request, run, findings.revision)
+    pull = await _propose(request, run, findings, branch)
+    accepted = "live values accepted into the state" if adopted else "the builtin engine keeps no live values"
+    return f"Adopted ({accepted}): pull request #{pull.number} describes the code changes needed."
+
+
+async def _adopt_state(request: Request, run: _Run, revision: str) -> bool:
+    """Apply a refresh-only plan under the state lock (False: the engine has no live values to accept)."""
+    if run.inputs.engine == "builtin":
+        return False
+    memo, namespace, environment = request.memo, request.namespace, request.name
+    holder = f"Drift/{environment}"
+    await storage.acquire_lock(
+        memo.kube,
+        namespace,
+        environment,
+        request.body,
+        holder,
+        now=request.now,
+        stale_after=datetime.timedelta(seconds=run.inputs.timeout),
+    )
+    try:
+        state = await storage.load_state(memo.kube, namespace, environment)
+        refreshed = await plan_runs.plan(
+            memo.settings,
+            revision=revision,
+            files=run.files,
+            state=state,
+            inputs=run.inputs,
+            refresh_only=True,
+            lock=False,
+        )
+        try:
+            new_state = await plan_runs.apply(
+                memo.settings, files=run.files, state=state, inputs=run.inputs, artifact=refreshed.artifact
+            )
+        except terraform.ApplyFailed as e:
+            if e.state is not None:  # never lose state: keep what the failed apply wrote
+                await storage.save_state(
+                    memo.kube,
+                    namespace,
+                    environment,
+                    request.body,
+                    storage.State(terraform=e.state, builtin=state.builtin),
+                )
+            raise
+        await storage.save_state(memo.kube, namespace, environment, request.body, new_state)
+    finally:
+        await storage.release_lock(memo.kube, namespace, environment, holder)
+    request.logger.info(f"Accepted the live values into the state of {environment!r} (refresh-only apply).")
+    return True
+
+
+async def _propose(request: Request, run: _Run, findings: Findings, branch: str) -> github.PullRequest:
+    """Commit the description on the branch head, push it as ``branch`` (never forced) and open the pull request."""
+    source, mirrors, settings = run.source, request.memo.mirrors, request.memo.settings
+    inputs = run.inputs
+    secrets = [*inputs.env.values(), *(inputs.vars[n] for n in inputs.sensitive_vars if n in inputs.vars)]
+    body = pull_request_body(request.name, findings, secrets=secrets)
+    change = git.Change(write={REPORT_FILE.format(environment=request.name): body.encode()})
+    async with mirrors.lock(source.remote):
+        commit = await mirrors.commit(
+            source.remote,
+            parent=findings.head,
+            change=change,
+            message=f"Describe the drift of {request.name} adopted into its state\n",
+            author=git.Author(settings.commit_author_name, settings.commit_author_email),
+        )
+        await mirrors.push(source.remote, commit, branch)
+    pull = await source.access.client.pulls(source.owner, source.name).open(
+        head=branch, base=source.branch, title=f"Drift adopted in {request.name}: update the code", body=body
+    )
+    request.logger.info(f"Opened pull request #{pull.number} describing the drift of {request.name!r}.")
+    return pull
+
+
+# Outcomes.
+
+
+def _checked(request: Request, stored: environments.EnvironmentStatus, findings: Findings, note: str) -> Outcome:
+    request.memo.metrics.drifted(request.namespace, request.name, findings.infrastructure)
+    drifted = drifted_condition(findings, note)
+    _announce(request, stored, drifted)
+    drift = environments.DriftStatus(
+        detected=findings.infrastructure or findings.source_ahead,
+        checked_at=conds.timestamp(request.now),
+        summary=summarize(findings),
+        resources=findings.resources[:LISTED_IN_STATUS],
+    )
+    return _outcome(request, stored, drift=drift, drifted=drifted)
+
+
+def _failed(request: Request, stored: environments.EnvironmentStatus, error: errors.ChkmateError) -> Outcome:
+    """Unknown, not "no drift": ``status.drift`` keeps the last completed check."""
+    request.logger.warning(f"The drift check failed: {error.message}")
+    drifted = reconciling.Set(
+        conds.Types.DRIFTED,
+        conds.UNKNOWN,
+        conds.Reasons.DRIFT_CHECK_FAILED,
+        f"The drift check failed ({error.reason}): {error.message}",
+    )
+    _announce(request, stored, drifted)
+    return _outcome(request, stored, drift=stored.drift, drifted=drifted)
+
+
+def _locked(request: Request, stored: environments.EnvironmentStatus, lock: storage.Lock) -> Outcome:
+    """The last result stays; the message says why this turn did not check."""
+    previous, last = _current(stored), stored.drift
+    message = (
+        f"Not checked at {conds.timestamp(request.now)}: the state is locked by {lock.holder} (a plan or "
+        "apply is running); the next turn checks again."
+    )
+    if last is not None and last.checked_at:
+        message += f" The check of {last.checked_at} found: {last.summary}"
+    status, reason = (previous.status, previous.reason) if previous else (conds.UNKNOWN, conds.Reasons.LOCKED)
+    return _outcome(request, stored, drift=last, drifted=reconciling.Set(conds.Types.DRIFTED, status, reason, message))
+
+
+def _current(stored: environments.EnvironmentStatus) -> reconciling.Set | None:
+    found = conds.find(stored.conditions, conds.Types.DRIFTED)
+    return None if found is None else reconciling.Set(found.type, found.status, found.reason, found.message)
+
+
+def _announce(request: Request, stored: environments.EnvironmentStatus, drifted: reconciling.Set) -> None:
+    """An Event when Drifted changes status or reason (absent counts as NoDrift)."""
+    before = conds.find(stored.conditions, conds.Types.DRIFTED)
+    was = (before.status, before.reason) if before is not None else (conds.FALSE, conds.Reasons.NO_DRIFT)
+    if was == (drifted.status, drifted.reason):
+        return
+    if drifted.status == conds.FALSE:
+        kopf.info(request.body, reason=drifted.reason, message=drifted.message)
+    else:
+        kopf.warn(request.body, reason=drifted.reason, message=drifted.message)
+
+
+def _outcome(
+    request: Request,
+    stored: environments.EnvironmentStatus,
+    *,
+    drift: environments.DriftStatus | None,
+    drifted: reconciling.Set | None,
+) -> Outcome:
+    """``stored`` with this check's result: every stored condition is set again, so that the wrapper, which
+    starts from the daemon's (possibly older) copy, writes what the main reconciler last wrote."""
+    kept = tuple(
+        reconciling.Set(c.type, c.status, c.reason, c.message)
+        for c in stored.conditions
+        if c.type not in (conds.Types.READY, conds.Types.DRIFTED)
+    )
+    sets = kept + ((drifted,) if drifted is not None else ())
+    present = {s.type for s in sets} | {conds.Types.READY}
+    gone = tuple(c.type for c in request.status.conditions if c.type not in present)
+    planned = conds.find(stored.conditions, conds.Types.PLANNED)
+    return Outcome(
+        status=stored.model_copy(update={"drift": drift}),
+        conditions=sets,
+        removed=gone,
+        ready_message=planned.message if planned is not None else "",
+    )
+
+
+RECONCILER = reconciling.Reconciler(
+    info=kinds.ENVIRONMENT,
+    spec_model=environments.EnvironmentSpec,
+    status_model=environments.EnvironmentStatus,
+    depends_on=(conds.Types.PLANNED, conds.Types.DRIFTED),
+    step=check_drift,
+)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """A daemon per Environment runs :data:`RECONCILER` at the Environment's slots (:func:`check_interval`).
+
+    As :func:`registering.resync_periodically` does, with two differences: a check queues for the operator-wide
+    :func:`gate` before it takes the Environment's lock (a queued check never holds up the Environment's other
+    handlers), and kopf's own ``patch`` argument is left out (kopf 1.45 gives daemons one, applied only when they
+    exit; ``resync_periodically`` passes it on beside its own, which raises a TypeError).
+    """
+
+    async def check_environment_drift(
+        *,
+        stopped: kopf.DaemonStopped,
+        body: kopf.Body,
+        meta: kopf.Meta,
+        memo: kopf.Memo,
+        patch: kopf.Patch,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        **kwargs: Any,
+    ) -> None:
+        ours = memos.of(memo)
+        while not stopped:
+            await stopped.wait(check_interval(body))
+            if stopped or meta.get("deletionTimestamp"):
+                return
+            ours_patch = kopf.Patch()
+            async with gate(ours):
+                # Failures are recorded in the conditions by the reconciler; the next turn tries again.
+                with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
+                    await RECONCILER(body=body, meta=meta, patch=ours_patch, logger=logger, memo=memo, **kwargs)
+            if meta.name and meta.namespace:
+                await registering.apply_patch(ours, kinds.ENVIRONMENT.plural, meta.namespace, meta.name, ours_patch)
+
+    # No cancellation timeout, as in resync_periodically: kopf 1.45 would hold the operator's shutdown for it.
+    kopf.daemon(
+        GROUP,
+        VERSION,
+        kinds.ENVIRONMENT.plural,
+        id="check_environment_drift",
+        registry=registry,
+        cancellation_timeout=None,
+    )(check_environment_drift)

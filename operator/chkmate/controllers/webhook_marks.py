@@ -1,0 +1,311 @@
+"""GitHub webhooks wired into the operator: the receiver's callbacks, and the receiver's life beside kopf.
+
+:func:`serve` (called by the startup handler when ``webhook_port`` is set) starts one
+:class:`chkmate.webhooks.receiver.Receiver` for every GitHubConnection and gives it three callbacks:
+
+* ``secrets()``: each connection's webhook secret (``spec.webhookSecretRef``), read from its Secret and cached;
+  read again when the set of connections and references in the index changes, and every
+  :data:`SECRETS_TTL` seconds (a rotated Secret value is picked up within that time).
+* ``allowed(connection, repository)``: the connection's ``allowedRepositories``.
+* ``mark(connection, marks, delivery)``: what each mark changes, done at once and nothing heavier:
+
+  - ``PushMark``: the links and environments following that repository and branch get
+    ``chkmate.dev/polledRevision=<branch>@sha1:<after>``, exactly what the poller writes, but now.
+  - ``PullRequestMark``: opened, synchronize, reopened: a Plan of the head for each Environment with
+    ``planOnPullRequest`` deploying the base branch; closed: the pull request's Plans are deleted, and a merge is
+    recorded on those Environments (:mod:`chkmate.controllers.pull_requests`).
+  - ``InstallationMark``: the connections using that installation reconcile (``chkmate.dev/requestedAt``).
+  - ``CommentCommandMark``: ``/chkmate plan|apply [env]`` (:func:`chkmate.controllers.pull_requests.command`).
+
+Connections sharing one webhook secret (one GitHub App used from several namespaces) all receive what a
+delivery verified with it. A missing webhook secret: kopf runs startup handlers before it logs in, so the cluster
+cannot be read at startup; the receiver waits, without listening, until a connection with a readable webhook
+secret exists, and logs an error once if it is still waiting after :data:`NOTICE_AFTER` seconds. The operator
+keeps running meanwhile (polling still works): failing the startup would restart the whole operator over one
+missing Secret.
+
+I/O: Kubernetes (annotation patches, Plans, webhook Secrets); GitHub for comment commands only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from chkmate import errors
+from chkmate.api import kinds
+from chkmate.clients import git, kube
+from chkmate.controllers import access, indexing, memos, polling, pull_requests, reconciling
+from chkmate.domain import access as access_rules
+from chkmate.webhooks import events, receiver
+
+SECRETS_TTL = 60.0  # seconds a read webhook secret is trusted before reading the Secret again
+WAIT = 1.0  # seconds between looks for a webhook secret before listening (in memory until connections change)
+NOTICE_AFTER = 10.0  # seconds without any webhook secret before saying so
+LISTEN_RETRY = 10.0  # seconds before trying again to listen after the port could not be bound
+OPENING_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Connection:
+    """A GitHubConnection as the receiver names it (``namespace/name``)."""
+
+    namespace: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretRef:
+    connection: Connection
+    secret: str
+    key: str
+
+
+class Webhooks:
+    """The receiver and its callbacks; :meth:`stop` (at operator cleanup) stops both the waiting and the serving."""
+
+    def __init__(
+        self, memo: memos.Memo, indexes: Mapping[str, Any], *, host: str, count: receiver.Count | None = None
+    ) -> None:
+        self.memo = memo
+        self.indexes = indexes
+        self.host = host
+        self.receiver = receiver.Receiver(secrets=self.secrets, allowed=self.allowed, mark=self.mark, count=count)
+        self._refs: tuple[SecretRef, ...] = ()
+        self._secrets: list[tuple[str, str]] = []
+        self._read_at = -SECRETS_TTL
+        self._reading = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._relisting: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="chkmate webhook receiver")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.receiver.stop()
+        relisting = list(self._relisting)
+        for task in relisting:
+            task.cancel()
+        await asyncio.gather(*relisting, return_exceptions=True)
+
+    async def _listen(self) -> None:
+        """Wait for a webhook secret, then listen (the receiver refuses to start without one)."""
+        port, waited = self.memo.settings.webhook_port, 0.0
+        while True:
+            if await self.secrets():
+                try:
+                    await self.receiver.start(port=port, host=self.host)
+                    return
+                except receiver.MissingWebhookSecret:
+                    pass  # the last connection with a secret went away meanwhile
+                except OSError as e:
+                    logger.error(f"The webhook receiver cannot listen on port {port} ({e}); trying again.")
+                    await asyncio.sleep(LISTEN_RETRY)
+                    continue
+            elif waited < NOTICE_AFTER <= waited + WAIT:
+                logger.error(
+                    "The webhook receiver does not listen: no GitHubConnection has a readable webhook secret "
+                    "(spec.webhookSecretRef). Webhooks are off until one has; polling goes on."
+                )
+            await asyncio.sleep(WAIT)
+            waited += WAIT
+
+    # -- the receiver's callbacks --------------------------------------------------------------------------
+
+    async def secrets(self) -> list[tuple[str, str]]:
+        """``(connection, secret)`` for every connection whose webhook secret could be read."""
+        refs = _secret_refs(self.indexes)
+        if self._fresh(refs):
+            return self._secrets
+        async with self._reading:
+            if not self._fresh(refs) and self.memo.connected:
+                self._secrets = [found async for found in self._read(refs)]
+                self._refs, self._read_at = refs, asyncio.get_running_loop().time()
+        return self._secrets
+
+    def _fresh(self, refs: tuple[SecretRef, ...]) -> bool:
+        return refs == self._refs and asyncio.get_running_loop().time() - self._read_at < SECRETS_TTL
+
+    async def _read(self, refs: Iterable[SecretRef]) -> AsyncIterator[tuple[str, str]]:
+        for ref in refs:
+            namespace = ref.connection.namespace
+            try:
+                value = await self.memo.kube.read_secret_key(namespace, ref.secret, ref.key)
+            except kube.KubeError as e:
+                logger.warning(f"The webhook secret of {ref.connection.key} cannot be read: {e.message}")
+                continue
+            if value:
+                yield ref.connection.key, value.rstrip("\r\n")  # a secret file written with echo ends in a newline
+            else:
+                logger.warning(f"Secret {namespace}/{ref.secret} has no key {ref.key!r} (webhookSecretRef of "
+                               f"{ref.connection.key}).")
+
+    async def allowed(self, connection: str, repository: str) -> bool:
+        return bool(self._allowing(connection, repository))
+
+    async def mark(self, connection: str, marks: list[events.Mark], delivery: str) -> None:
+        for mark in marks:
+            match mark:
+                case events.PushMark():
+                    await self._push(self._allowing(connection, mark.repo_full_name), mark)
+                case events.PullRequestMark():
+                    await self._pull_request(self._allowing(connection, mark.repo), mark)
+                case events.InstallationMark():
+                    await self._installation(self._siblings(connection), mark, delivery)
+                case events.CommentCommandMark():
+                    await self._command(self._allowing(connection, mark.repo), mark)
+
+    # -- marks -------------------------------------------------------------------------------------------------
+
+    async def _push(self, connections: list[Connection], mark: events.PushMark) -> None:
+        refs = {} if mark.deleted else {f"refs/heads/{mark.branch}": mark.after_sha}
+        for namespace, repository in self._repositories(connections, mark.repo_full_name):
+            followers = [
+                d for d in polling.dependents(self.indexes, namespace, repository.name, _default_branch(repository))
+                if d.branch == mark.branch
+            ]
+            moved = polling.moved(followers, refs)
+            if moved:
+                self._relist_first(namespace, repository, mark)
+            for follower, polled in moved:
+                patch = {"metadata": {"annotations": {polling.POLLED_ANNOTATION: polled}}}
+                await self.memo.kube.patch(kube.ours(follower.kind.plural), namespace, follower.name, patch)
+                logger.debug(f"Push to {mark.repo_full_name}: marked {follower.kind.kind} {namespace}/"
+                             f"{follower.name} with {polled}.")
+
+    def _relist_first(self, namespace: str, repository: indexing.Summary, mark: events.PushMark) -> None:
+        """List the repository's branches again (and fetch the pushed commit) before its followers reconcile.
+
+        Objects reconciling together share an ls-remote up to ``sources.HEAD_MAX_AGE`` old, and right after a push
+        that listing is stale: a follower reconciling on this mark could miss the new head. The listing runs in the
+        background (the delivery is answered at once), but it queues for the repository's lock now, before the
+        marks are even written, so it comes before the followers' own look at the branch (the lock is FIFO).
+        """
+        clone_url = repository.status.get("cloneUrl")
+        if not clone_url:
+            return  # not reconciled yet: nothing listed it either
+        connection = str(repository.spec.get("connectionRef", {}).get("name", ""))
+
+        async def token() -> str:
+            reach = await access.github_access_for(self.memo, self.indexes, namespace, connection,
+                                                   field="spec.connectionRef", repository=mark.repo_full_name)
+            return (await reach.client.token()).value
+
+        task = asyncio.create_task(self._relist(git.Remote(str(clone_url), token), mark))
+        self._relisting.add(task)
+        task.add_done_callback(self._relisting.discard)
+
+    async def _relist(self, remote: git.Remote, mark: events.PushMark) -> None:
+        try:
+            async with self.memo.mirrors.lock(remote):
+                await self.memo.mirrors.refresh(remote, mark.branch)
+        except errors.ChkmateError as e:  # the followers' own reconcile lists again and reports the problem
+            logger.warning(f"Listing {mark.repo_full_name} after a push failed: {e.message}")
+
+    async def _pull_request(self, connections: list[Connection], mark: events.PullRequestMark) -> None:
+        head = pull_requests.Head(mark.number, mark.head_ref, mark.head_sha, mark.base_ref)
+        for scope, candidates in self._environments(connections, mark.repo):
+            if mark.action in OPENING_ACTIONS:
+                for env in pull_requests.planned_for(candidates, head.base_ref):
+                    await pull_requests.plan_head(self.memo, self.indexes, scope.namespace, env.name, head)
+            elif mark.action == "closed":
+                await pull_requests.close(
+                    self.memo, self.indexes, scope.namespace, candidates, head, merged=mark.merged
+                )
+
+    async def _installation(self, connections: list[Connection], mark: events.InstallationMark, delivery: str) -> None:
+        for connection in connections:
+            found = indexing.lookup(self.indexes, kinds.GITHUB_CONNECTION, connection.namespace, connection.name)
+            if found is None or found.spec.get("installationId") != mark.installation_id:
+                continue
+            patch = {"metadata": {"annotations": {reconciling.REQUESTED_AT_ANNOTATION: f"webhook-{delivery}"}}}
+            await self.memo.kube.patch(
+                kube.ours(kinds.GITHUB_CONNECTION.plural), connection.namespace, connection.name, patch
+            )
+            logger.info(f"Installation {mark.installation_id} {mark.action}: reconciling GitHubConnection "
+                        f"{connection.key}.")
+
+    async def _command(self, connections: list[Connection], mark: events.CommentCommandMark) -> None:
+        for scope, candidates in self._environments(connections, mark.repo):
+            await pull_requests.command(self.memo, self.indexes, scope.namespace, scope.name, candidates, mark)
+
+    # -- lookups in the indexes -------------------------------------------------------------------------------
+
+    def _siblings(self, connection: str) -> list[Connection]:
+        """The connection the delivery verified with, and every other one sharing its webhook secret."""
+        secret = dict(self._secrets).get(connection)
+        keys = [key for key, value in self._secrets if value == secret] if secret is not None else [connection]
+        return [Connection(*key.split("/", 1)) for key in keys]
+
+    def _allowing(self, connection: str, repository: str) -> list[Connection]:
+        allowing = []
+        for sibling in self._siblings(connection):
+            found = indexing.lookup(self.indexes, kinds.GITHUB_CONNECTION, sibling.namespace, sibling.name)
+            if found is not None and access_rules.allows(found.spec.get("allowedRepositories") or (), repository):
+                allowing.append(sibling)
+        return allowing
+
+    def _repositories(
+        self, connections: Iterable[Connection], full_name: str
+    ) -> list[tuple[str, indexing.Summary]]:
+        """The GitHubRepository objects for ``owner/name`` that use one of these connections."""
+        found = []
+        for connection in connections:
+            for repository in indexing.all_of(self.indexes, kinds.GITHUB_REPOSITORY, connection.namespace):
+                spec = repository.spec
+                named = f"{spec.get('owner', '')}/{spec.get('name', '')}"
+                if named.lower() == full_name.lower() and spec.get("connectionRef", {}).get("name") == connection.name:
+                    found.append((connection.namespace, repository))
+        return found
+
+    def _environments(
+        self, connections: Iterable[Connection], full_name: str
+    ) -> list[tuple[Connection, list[pull_requests.Candidate]]]:
+        """Per connection, the Environments deploying some branch of ``owner/name`` (none: left out)."""
+        by_connection: dict[Connection, list[pull_requests.Candidate]] = {}
+        for namespace, repository in self._repositories(connections, full_name):
+            scope = Connection(namespace, str(repository.spec.get("connectionRef", {}).get("name", "")))
+            for follower in polling.dependents(self.indexes, namespace, repository.name, _default_branch(repository)):
+                env = indexing.lookup(self.indexes, kinds.ENVIRONMENT, namespace, follower.name)
+                if follower.kind == kinds.ENVIRONMENT and env is not None:
+                    by_connection.setdefault(scope, []).append(pull_requests.Candidate(env, follower.branch))
+        return list(by_connection.items())
+
+
+def serve(
+    memo: memos.Memo, indexes: Mapping[str, Any], *, host: str, count: receiver.Count | None = None
+) -> Webhooks:
+    """Start waiting for a webhook secret, then serving, on ``memo.settings.webhook_port``; stop it at cleanup.
+
+    ``indexes`` are kopf's live indexes (the startup handler's keyword arguments); ``count(event, result)``
+    records each delivery's outcome (the deliveries metric).
+    """
+    webhooks = Webhooks(memo, indexes, host=host, count=count)
+    webhooks.start()
+    return webhooks
+
+
+def _secret_refs(indexes: Mapping[str, Any]) -> tuple[SecretRef, ...]:
+    refs = []
+    for found in indexing.all_of(indexes, kinds.GITHUB_CONNECTION):
+        ref = found.spec.get("webhookSecretRef") or {}
+        if ref.get("name") and ref.get("key"):
+            refs.append(SecretRef(Connection(found.namespace, found.name), str(ref["name"]), str(ref["key"])))
+    return tuple(sorted(refs, key=lambda r: r.connection.key))
+
+
+def _default_branch(repository: indexing.Summary) -> str:
+    return str(repository.status.get("defaultBranch") or repository.spec.get("defaultBranch") or "main")
