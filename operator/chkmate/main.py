@@ -49,9 +49,7 @@ def register(
     """Put the whole operator on ``registry``; with ``webhook_port`` set, the GitHub webhook receiver serves on
     ``webhook_host`` (tests: 127.0.0.1) and counts every delivery in the metrics."""
 
-    async def configure_chkmate(
-        *, settings: kopf.OperatorSettings, memo: Any, logger: Logger, **indexes: Any
-    ) -> None:
+    async def configure_chkmate(*, settings: kopf.OperatorSettings, memo: Any, logger: Logger, **indexes: Any) -> None:
         controllers.configure(settings)
         ours = memos.ensure(memo, settings_factory)
         ours.metrics_server = await ours.metrics.serve(ours.settings.metrics_port)

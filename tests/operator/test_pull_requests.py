@@ -56,7 +56,10 @@ async def octo(github: github_api.GitHubDouble) -> AsyncIterator[github_client.P
 
 @pytest.fixture
 async def live(
-    chkmate: Cluster, github: github_api.GitHubDouble, git_server: gitserver.GitServer, github_app: App,
+    chkmate: Cluster,
+    github: github_api.GitHubDouble,
+    git_server: gitserver.GitServer,
+    github_app: App,
     hooks: GitHubHooks,
 ) -> Cluster:
     """acme/infra with one stack, reached through the GitHub App (check runs need one), webhooks listening."""
@@ -82,13 +85,25 @@ async def open_pull_request(
 
 def pull_request_event(action: str, pull: github_client.PullRequest, **changes: Any) -> dict[str, Any]:
     name = {"closed": "pull_request-closed-merged"}.get(action, f"pull_request-{action}")
-    return payload(name, number=pull.number, pull_request__number=pull.number, pull_request__head__ref=pull.head_ref,
-                   pull_request__head__sha=pull.head_sha, pull_request__base__ref=pull.base_ref, **changes)
+    return payload(
+        name,
+        number=pull.number,
+        pull_request__number=pull.number,
+        pull_request__head__ref=pull.head_ref,
+        pull_request__head__sha=pull.head_sha,
+        pull_request__base__ref=pull.base_ref,
+        **changes,
+    )
 
 
 def comment_event(pull: github_client.PullRequest, author: str, body: str) -> dict[str, Any]:
-    return payload("issue_comment-created-pull_request", issue__number=pull.number, comment__body=body,
-                   comment__user__login=author, comment__id=uuid.uuid4().int % 10**9)
+    return payload(
+        "issue_comment-created-pull_request",
+        issue__number=pull.number,
+        comment__body=body,
+        comment__user__login=author,
+        comment__id=uuid.uuid4().int % 10**9,
+    )
 
 
 async def plan_in(cluster: Cluster, name: str, *phases: str, timeout: float = 30) -> dict[str, Any]:
@@ -97,9 +112,10 @@ async def plan_in(cluster: Cluster, name: str, *phases: str, timeout: float = 30
         return obj if obj is not None and obj.get("status", {}).get("phase") in phases else None
 
     try:
-        return await kube.wait_for(reached, timeout=timeout)
+        found: dict[str, Any] = await kube.wait_for(reached, timeout=timeout)
     except TimeoutError:
         raise AssertionError(f"Plan {name} never reached {phases}: {await cluster.get('Plan', name)}") from None
+    return found
 
 
 async def ours(octo: github_client.PullRequests, number: int) -> list[github_client.IssueComment]:
@@ -117,14 +133,19 @@ async def comment_saying(octo: github_client.PullRequests, number: int, text: st
         return next((c.body for c in await octo.comments(number) if c.author == BOT and text in c.body), None)
 
     try:
-        return await kube.wait_for(found, timeout=timeout, interval=0.2)
+        body: str | None = await kube.wait_for(found, timeout=timeout, interval=0.2)
     except TimeoutError:
         bodies = [c.body[:300] for c in await octo.comments(number)]
         raise AssertionError(f"No comment on #{number} says {text!r}: {bodies}") from None
+    assert body is not None
+    return body
 
 
 async def test_open_plan_comment_push_same_comment_merge_apply(
-    live: Cluster, octo: github_client.PullRequests, git_server: gitserver.GitServer, hooks: GitHubHooks,
+    live: Cluster,
+    octo: github_client.PullRequests,
+    git_server: gitserver.GitServer,
+    hooks: GitHubHooks,
 ) -> None:
     await live.apply(environment("production", "main", engine="terraform", path="stacks/app", applyOnMerge=True))
     pull = await open_pull_request(octo, git_server, hooks, {"stacks/app/extra.tf": EXTRA})
@@ -138,8 +159,8 @@ async def test_open_plan_comment_push_same_comment_merge_apply(
     assert run["output"]["title"] == "2 to add, 0 to change, 0 to destroy."
 
     # A new head: a new Plan, and the same comment edited in place.
-    edited = EXTRA.replace('extra"\n', 'extra2"\n')
-    newer = git_server.commit_files("acme", "infra", "feature", {"stacks/app/extra.tf": edited}, "2")
+    changed = EXTRA.replace('extra"\n', 'extra2"\n')
+    newer = git_server.commit_files("acme", "infra", "feature", {"stacks/app/extra.tf": changed}, "2")
     again = await octo.get(pull.number)
     assert again is not None and again.head_sha == newer
     await hooks.accepted("pull_request", pull_request_event("synchronize", again))
@@ -156,8 +177,10 @@ async def test_open_plan_comment_push_same_comment_merge_apply(
     await plan_in(live, f"production-{merged[:10]}", "Planned")
     closed = await octo.get(pull.number)
     assert closed is not None and closed.merged
-    await hooks.accepted("pull_request", pull_request_event("closed", closed, pull_request__merged=True,
-                                                            pull_request__merge_commit_sha=merged))
+    await hooks.accepted(
+        "pull_request",
+        pull_request_event("closed", closed, pull_request__merged=True, pull_request__merge_commit_sha=merged),
+    )
     await plan_in(live, f"production-{merged[:10]}", "Applied")
     assert await live.get("Plan", f"production-pr{pull.number}-{newer[:10]}") is None
     state = json.loads((await storage.load_state(live.client, NAMESPACE, "production")).terraform or b"{}")
@@ -171,7 +194,10 @@ async def test_open_plan_comment_push_same_comment_merge_apply(
 
 
 async def test_apply_from_a_comment_needs_write_access_reviews_and_the_lock(
-    live: Cluster, octo: github_client.PullRequests, git_server: gitserver.GitServer, hooks: GitHubHooks,
+    live: Cluster,
+    octo: github_client.PullRequests,
+    git_server: gitserver.GitServer,
+    hooks: GitHubHooks,
     github: github_api.GitHubDouble,
 ) -> None:
     approval = {"mode": "pullRequestReviews", "requiredApprovals": 1}
@@ -190,8 +216,15 @@ async def test_apply_from_a_comment_needs_write_access_reviews_and_the_lock(
     # Approved by a reviewer with write access, applied on bob's command once another pull request's lock is gone.
     github.add_review("acme/infra", pull.number, "carol", "APPROVED")
     holder = "Plan/production-pr99-0123456789"
-    await storage.acquire_lock(live.client, NAMESPACE, "production", env, holder, now=datetime.datetime.now(
-        datetime.UTC), stale_after=datetime.timedelta(hours=1))
+    await storage.acquire_lock(
+        live.client,
+        NAMESPACE,
+        "production",
+        env,
+        holder,
+        now=datetime.datetime.now(datetime.UTC),
+        stale_after=datetime.timedelta(hours=1),
+    )
     await hooks.accepted("issue_comment", comment_event(pull, "bob", "/chkmate apply production"))
     await comment_saying(octo, pull.number, "#99 holds the lock on `production`")
     await storage.release_lock(live.client, NAMESPACE, "production", holder)
@@ -201,7 +234,10 @@ async def test_apply_from_a_comment_needs_write_access_reviews_and_the_lock(
 
 
 async def test_a_200_kb_plan_is_three_comments_and_a_small_one_takes_their_place(
-    live: Cluster, octo: github_client.PullRequests, git_server: gitserver.GitServer, hooks: GitHubHooks,
+    live: Cluster,
+    octo: github_client.PullRequests,
+    git_server: gitserver.GitServer,
+    hooks: GitHubHooks,
 ) -> None:
     await live.apply(environment("production", "main", path="stacks/app"))
     many = "".join(f'resource "terraform_data" "r{i}" {{\n  input = "value-{i}-{"x" * 60}"\n}}\n' for i in range(1200))

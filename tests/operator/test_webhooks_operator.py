@@ -47,8 +47,14 @@ def free_port() -> int:
 @pytest.fixture
 def operator_settings(tmp_path: Path) -> settings_.Settings:
     return settings_.Settings(
-        retry_delay=0.3, liveness_port=0, metrics_port=0, namespaces=(NAMESPACE,), work_dir=tmp_path / "work",
-        github_timeout=5, git_timeout=30, webhook_port=free_port(),
+        retry_delay=0.3,
+        liveness_port=0,
+        metrics_port=0,
+        namespaces=(NAMESPACE,),
+        work_dir=tmp_path / "work",
+        github_timeout=5,
+        git_timeout=30,
+        webhook_port=free_port(),
     )
 
 
@@ -139,28 +145,47 @@ async def connect(
     cluster: Cluster, github: github_api.GitHubDouble, *, app: App | None = None, name: str = "gh", **spec: Any
 ) -> None:
     """A GitHubConnection (a token, or the App) with the webhook secret, and the GitHubRepository acme/infra."""
-    await cluster.secret("gh-auth", {"token": TOKEN, "private-key.pem": app.private_key if app else "",
-                                     "webhook": WEBHOOK_SECRET + "\n"})
+    await cluster.secret(
+        "gh-auth", {"token": TOKEN, "private-key.pem": app.private_key if app else "", "webhook": WEBHOOK_SECRET + "\n"}
+    )
     auth: dict[str, Any] = {"tokenSecretRef": {"name": "gh-auth", "key": "token"}}
     if app is not None:
-        auth = {"appId": app.app_id, "installationId": app.installation_id,
-                "privateKeySecretRef": {"name": "gh-auth", "key": "private-key.pem"}}
-    await cluster.apply({
-        "apiVersion": "chkmate.dev/v1alpha1", "kind": "GitHubConnection", "metadata": {"name": name},
-        "spec": {"apiUrl": github.url, "webhookSecretRef": {"name": "gh-auth", "key": "webhook"}, **auth, **spec},
-    })
-    await cluster.apply({
-        "apiVersion": "chkmate.dev/v1alpha1", "kind": "GitHubRepository", "metadata": {"name": "infra"},
-        "spec": {"connectionRef": {"name": name}, "owner": "acme", "name": "infra"},
-    })
+        auth = {
+            "appId": app.app_id,
+            "installationId": app.installation_id,
+            "privateKeySecretRef": {"name": "gh-auth", "key": "private-key.pem"},
+        }
+    await cluster.apply(
+        {
+            "apiVersion": "chkmate.dev/v1alpha1",
+            "kind": "GitHubConnection",
+            "metadata": {"name": name},
+            "spec": {"apiUrl": github.url, "webhookSecretRef": {"name": "gh-auth", "key": "webhook"}, **auth, **spec},
+        }
+    )
+    await cluster.apply(
+        {
+            "apiVersion": "chkmate.dev/v1alpha1",
+            "kind": "GitHubRepository",
+            "metadata": {"name": "infra"},
+            "spec": {"connectionRef": {"name": name}, "owner": "acme", "name": "infra"},
+        }
+    )
     await cluster.wait_condition("GitHubRepository", "infra", "Ready", "True")
 
 
 def environment(name: str, branch: str, **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "chkmate.dev/v1alpha1", "kind": "Environment", "metadata": {"name": name},
-        "spec": {"repositoryRef": {"name": "infra"}, "branch": branch, "engine": "builtin",
-                 "approval": {"mode": "manual"}, **spec},
+        "apiVersion": "chkmate.dev/v1alpha1",
+        "kind": "Environment",
+        "metadata": {"name": name},
+        "spec": {
+            "repositoryRef": {"name": "infra"},
+            "branch": branch,
+            "engine": "builtin",
+            "approval": {"mode": "manual"},
+            **spec,
+        },
     }
 
 
@@ -216,9 +241,8 @@ async def test_deliveries_for_other_repositories_or_badly_signed_are_refused_and
     await hooks.accepted("push", push("main", "2" * 40), delivery=delivery)
     assert await hooks.post("push", push("main", "2" * 40), delivery=delivery) == (200, "duplicate")
     metric = memos.of(operator_memo).metrics.webhook_deliveries_total
-    counted = {(labels["event"], labels["result"]): sample.value for sample_set in metric.collect()
-               for sample in sample_set.samples if sample.name.endswith("_total")
-               for labels in [sample.labels]}
+    samples = [sample for family in metric.collect() for sample in family.samples if sample.name.endswith("_total")]
+    counted = {(sample.labels["event"], sample.labels["result"]): sample.value for sample in samples}
     assert counted[("push", "forbidden")] == counted[("push", "invalid_signature")] == 1
     assert counted[("push", "accepted")] == counted[("push", "duplicate")] == 1
 
@@ -231,16 +255,34 @@ async def test_pull_requests_get_plans_and_closing_deletes_them(
     await kube.wait_for(hooks.listening, timeout=10)
     base = git_server.head("acme", "infra", "main") or ""
     head = git_server.commit_files("acme", "infra", "feature/x", {"extra.tf": "# more\n"}, "x", parent=base)
-    opened = payload("pull_request-opened", number=7, pull_request__number=7, pull_request__head__ref="feature/x",
-                     pull_request__head__sha=head, pull_request__base__ref="main")
+    opened = payload(
+        "pull_request-opened",
+        number=7,
+        pull_request__number=7,
+        pull_request__head__ref="feature/x",
+        pull_request__head__sha=head,
+        pull_request__base__ref="main",
+    )
     await hooks.accepted("pull_request", opened)
     plan = await kube.wait_for(lambda: infra.get("Plan", f"production-pr7-{head[:10]}"), timeout=5)
-    assert plan["spec"] == {"environmentRef": {"name": "production"}, "revision": f"feature/x@sha1:{head}",
-                            "branch": "feature/x", "pullRequest": 7, "destroy": False, "kind": "plan"}
+    assert plan["spec"] == {
+        "environmentRef": {"name": "production"},
+        "revision": f"feature/x@sha1:{head}",
+        "branch": "feature/x",
+        "pullRequest": 7,
+        "destroy": False,
+        "kind": "plan",
+    }
     assert await infra.get("Plan", f"quiet-pr7-{head[:10]}") is None
 
-    closed = payload("pull_request-closed-unmerged", number=7, pull_request__number=7,
-                     pull_request__head__ref="feature/x", pull_request__head__sha=head, pull_request__base__ref="main")
+    closed = payload(
+        "pull_request-closed-unmerged",
+        number=7,
+        pull_request__number=7,
+        pull_request__head__ref="feature/x",
+        pull_request__head__sha=head,
+        pull_request__base__ref="main",
+    )
     await kube.wait_for(lambda: _phase(infra, f"production-pr7-{head[:10]}"), timeout=10)
     await hooks.accepted("pull_request", closed)
 
@@ -280,13 +322,18 @@ async def test_the_receiver_listens_only_once_a_connection_has_a_webhook_secret(
     chkmate: Cluster, hooks: GitHubHooks, github: github_api.GitHubDouble
 ) -> None:
     await chkmate.secret("gh-token", {"token": TOKEN})
-    await chkmate.apply({
-        "apiVersion": "chkmate.dev/v1alpha1", "kind": "GitHubConnection", "metadata": {"name": "plain"},
-        "spec": {"apiUrl": github.url, "tokenSecretRef": {"name": "gh-token", "key": "token"}},
-    })
+    await chkmate.apply(
+        {
+            "apiVersion": "chkmate.dev/v1alpha1",
+            "kind": "GitHubConnection",
+            "metadata": {"name": "plain"},
+            "spec": {"apiUrl": github.url, "tokenSecretRef": {"name": "gh-token", "key": "token"}},
+        }
+    )
     await chkmate.wait_condition("GitHubConnection", "plain", "Ready", "True")
     assert not await hooks.listening()  # no secret to verify deliveries with: the port stays closed
     await chkmate.secret("gh-hook", {"secret": WEBHOOK_SECRET})
-    await chkmate.patch("GitHubConnection", "plain",
-                        {"spec": {"webhookSecretRef": {"name": "gh-hook", "key": "secret"}}})
+    await chkmate.patch(
+        "GitHubConnection", "plain", {"spec": {"webhookSecretRef": {"name": "gh-hook", "key": "secret"}}}
+    )
     await kube.wait_for(hooks.listening, timeout=10)

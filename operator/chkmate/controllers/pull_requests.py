@@ -4,22 +4,26 @@
 Webhook side (called by :mod:`chkmate.controllers.webhook_marks`): :func:`plan_head` creates the Plan
 ``<env>-pr<n>-<sha10>`` (revision ``<head_ref>@sha1:<sha>``, ``spec.pullRequest``), which plans without taking the
 state lock; :func:`close` deletes a closed pull request's Plans and, on a merge, records the pull request on the
-Environments of the base branch (:data:`MERGED_ANNOTATION`); :func:`command` runs comment commands from users with
-write access. Only pull requests from a branch of the same repository are planned: a fork's head is never fetched.
+Environments of its base branch (:data:`MERGED_ANNOTATION`); :func:`command` runs comment commands from users with
+write access (GitHub's collaborator permission) and answers the others with a comment. A GitHub error there fails
+the delivery (500), so it can be redelivered. Pull requests from forks are out of scope: the Plan fetches the head
+branch from the base repository, where a fork's commit is not, so it fails rather than plan something else.
 
 Plan side (hooks of :mod:`chkmate.controllers.plans`): :func:`plan_source` makes a pull request's Plan read its head
 branch; :func:`planned`, :func:`failed`, :func:`applied` and :func:`locked` report on the pull request with one
 sticky comment per pull request and Environment, edited in place on every new head (found by its marker among our
-own login's comments, split into parts when long, secrets redacted) and a check run ``chkmate/<env>``;
-:func:`approval` says when a Plan may be applied: a pull request's Plan after ``/chkmate apply``, a branch Plan of a
-merge commit at once with ``applyOnMerge``, and with ``approval: pullRequestReviews`` only when the merged (or to be
-applied) pull request has ``requiredApprovals`` approving reviews from users with write access other than its
-author, read from the API each time.
+own login's comments, split into parts when long, secrets redacted; a Plan of an older head never overwrites it),
+and a check run ``chkmate/<env>`` with the same summary. :func:`approval` says when a Plan may be applied: a pull
+request's Plan once ``/chkmate apply`` set its ``spec.approved``; a branch Plan of a merge commit at once with
+``applyOnMerge``; with ``approval: pullRequestReviews``, a merge commit's Plan or a ``/chkmate apply`` only when the
+pull request has ``requiredApprovals`` approving reviews from users with write access other than its author, read
+from the API each time the Plan is reconciled or the command is given.
 
 A check run fails on security findings at or above the Environment's ``chkmate.dev/checkFailSeverity`` annotation
-(critical, high, medium, low, or none), :data:`DEFAULT_FAIL_SEVERITY` without one. Check runs need a GitHub App
-connection (tokens cannot write them): with a token, only the comment is written. Reporting is best effort: a
-GitHub error while reporting is logged, never fails the plan, and the next head or ``/chkmate plan`` reports again.
+(critical, high, medium or low; ``none`` never fails), :data:`DEFAULT_FAIL_SEVERITY` without one. Check runs need a
+GitHub App connection (tokens cannot write them): with a token, only the comment is written. Reporting is best
+effort: a GitHub error while reporting is logged and never fails the plan; the next head or ``/chkmate plan``
+reports again.
 
 I/O: GitHub (pull requests, comments, reviews, permissions, check runs), Kubernetes (Plans, Environments, the plan
 output ConfigMap).
@@ -41,7 +45,7 @@ from chkmate.api import environments, kinds
 from chkmate.api import plans as plans_api
 from chkmate.clients import github, kube, storage
 from chkmate.controllers import access, indexing, memos, plan_runs, reconciling, sources
-from chkmate.domain import comments, security
+from chkmate.domain import comments, redaction, security
 from chkmate.domain import plans as plan_logic
 from chkmate.webhooks import events
 
@@ -98,7 +102,7 @@ def planned_for(candidates: Iterable[Candidate], base: str) -> list[Candidate]:
 # -- webhook side ------------------------------------------------------------------------------------------------
 
 
-async def plan_head(memo: memos.Memo, indexes: Any, namespace: str, env: str, head: Head) -> None:
+async def plan_head(memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, env: str, head: Head) -> None:
     """Create the Plan of ``head`` for ``env`` (once), and delete that pull request's idle Plans of older heads."""
     name = plan_name(env, head.number, head.head_sha)
     env_body = await memo.kube.get(kube.ours(kinds.ENVIRONMENT.plural), namespace, env)
@@ -128,12 +132,20 @@ async def plan_head(memo: memos.Memo, indexes: Any, namespace: str, env: str, he
 
 
 async def close(
-    memo: memos.Memo, indexes: Any, namespace: str, candidates: Sequence[Candidate], head: Head, *, merged: bool
+    memo: memos.Memo,
+    indexes: Mapping[str, Any],
+    namespace: str,
+    candidates: Sequence[Candidate],
+    head: Head,
+    *,
+    merged: bool,
 ) -> None:
     """A closed pull request's Plans go; a merge is recorded on the Environments of its base branch."""
     names = {c.name for c in candidates}
     for plan in _plans_of(indexes, namespace, names, head.number):
         await _delete_plan(memo, namespace, plan.name)
+    for name in names:
+        memo.forget(_comment_lock(namespace, name, head.number))
     if merged:
         for candidate in candidates:
             if candidate.branch == head.base_ref:
@@ -141,7 +153,11 @@ async def close(
 
 
 async def command(
-    memo: memos.Memo, indexes: Any, namespace: str, connection: str, candidates: Sequence[Candidate],
+    memo: memos.Memo,
+    indexes: Mapping[str, Any],
+    namespace: str,
+    connection: str,
+    candidates: Sequence[Candidate],
     mark: events.CommentCommandMark,
 ) -> None:
     """Run ``/chkmate plan|apply [env]`` for a user with write access; otherwise answer why nothing happens.
@@ -156,8 +172,11 @@ async def command(
     asked = f"`/chkmate {mark.command}{' ' + mark.env if mark.env else ''}`"
     permission = await pulls.permission(mark.author)
     if permission not in github.WRITE_PERMISSIONS:
-        await pulls.comment(mark.number, f"@{mark.author} {asked} needs write access to {mark.repo}, and you have "
-                                         f"{permission} access: nothing was done.")
+        await pulls.comment(
+            mark.number,
+            f"@{mark.author} {asked} needs write access to {mark.repo}, and you have "
+            f"{permission} access: nothing was done.",
+        )
         return
     pull = await pulls.get(mark.number)
     if pull is None or pull.state != "open":
@@ -165,8 +184,11 @@ async def command(
         return
     targets = [c for c in planned_for(candidates, pull.base_ref) if mark.env in (None, c.name)]
     if not targets:
-        await pulls.comment(mark.number, f"@{mark.author} {asked}: no Environment plans pull requests into "
-                                         f"`{pull.base_ref}`{' under that name' if mark.env else ''}.")
+        await pulls.comment(
+            mark.number,
+            f"@{mark.author} {asked}: no Environment plans pull requests into "
+            f"`{pull.base_ref}`{' under that name' if mark.env else ''}.",
+        )
         return
     head = Head(pull.number, pull.head_ref, pull.head_sha, pull.base_ref)
     for target in targets:
@@ -176,7 +198,7 @@ async def command(
             await _apply_command(memo, namespace, pulls, target, pull, mark.author)
 
 
-async def _replan(memo: memos.Memo, indexes: Any, namespace: str, env: str, head: Head) -> None:
+async def _replan(memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, env: str, head: Head) -> None:
     """Plan the head again: its finished Plan is replaced by a new one (a running one is left to finish)."""
     name = plan_name(env, head.number, head.head_sha)
     existing = await memo.kube.get(kube.ours(kinds.PLAN.plural), namespace, name)
@@ -188,7 +210,11 @@ async def _replan(memo: memos.Memo, indexes: Any, namespace: str, env: str, head
 
 
 async def _apply_command(
-    memo: memos.Memo, namespace: str, pulls: github.PullRequests, target: Candidate, pull: github.PullRequest,
+    memo: memos.Memo,
+    namespace: str,
+    pulls: github.PullRequests,
+    target: Candidate,
+    pull: github.PullRequest,
     author: str,
 ) -> None:
     """Approve the Plan of the pull request's head (its planId), after the reviews the Environment asks for."""
@@ -230,18 +256,25 @@ async def _missing_reviews(
     have, need = await approvals(pulls, pull), spec.approval.required_approvals or 1
     if have >= need:
         return None
-    return (f"this Environment needs {need} approving review{'s' if need > 1 else ''} from users with write access "
-            f"other than the author, and the pull request has {have}.")
+    return (
+        f"this Environment needs {need} approving review{'s' if need > 1 else ''} from users with write access "
+        f"other than the author, and the pull request has {have}."
+    )
 
 
-async def _record_merge(memo: memos.Memo, indexes: Any, namespace: str, env: indexing.Summary, number: int) -> None:
+async def _record_merge(
+    memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, env: indexing.Summary, number: int
+) -> None:
     merged = [number, *(n for n in _merged(env.annotations) if n != number)][:MERGED_KEPT]
     patch = {"metadata": {"annotations": {MERGED_ANNOTATION: ",".join(map(str, merged))}}}
     await memo.kube.patch(kube.ours(kinds.ENVIRONMENT.plural), namespace, env.name, patch)
     # The merge commit's Plan may be waiting already (the push can arrive first): let it decide again.
     for plan in indexing.all_of(indexes, kinds.PLAN, namespace):
-        if (plan.spec.get("environmentRef", {}).get("name") == env.name and not plan.spec.get("pullRequest")
-                and plan.status.get("phase") == "Planned"):
+        if (
+            plan.spec.get("environmentRef", {}).get("name") == env.name
+            and not plan.spec.get("pullRequest")
+            and plan.status.get("phase") == "Planned"
+        ):
             poke = {"metadata": {"annotations": {reconciling.REQUESTED_AT_ANNOTATION: f"merged-pr{number}"}}}
             with contextlib.suppress(kube.NotFound):
                 await memo.kube.patch(kube.ours(kinds.PLAN.plural), namespace, plan.name, poke)
@@ -268,7 +301,9 @@ async def approval(
         if request.spec.approved == plan_id:
             return None
         return reconciling.Set(
-            conds.Types.APPROVED, conds.FALSE, conds.Reasons.AWAITING_APPROVAL,
+            conds.Types.APPROVED,
+            conds.FALSE,
+            conds.Reasons.AWAITING_APPROVAL,
             f"A pull request's plan is applied by a `/chkmate apply {request.spec.environment_ref.name}` comment on "
             f"#{request.spec.pull_request} from a user with write access.",
         )
@@ -282,7 +317,9 @@ async def approval(
         have, need = await approvals(pulls, pull), env_spec.approval.required_approvals or 1
         if have < need:
             return reconciling.Set(
-                conds.Types.APPROVED, conds.FALSE, conds.Reasons.AWAITING_APPROVAL,
+                conds.Types.APPROVED,
+                conds.FALSE,
+                conds.Reasons.AWAITING_APPROVAL,
                 f"Pull request #{pull.number} has {have} of {need} approving reviews from users with write access "
                 "(its author's own do not count).",
             )
@@ -291,20 +328,31 @@ async def approval(
 
 
 async def planned(
-    request: Request, source: sources.Source, status: plans_api.PlanStatus, plan_text: str,
-    report: security.Report, inputs: plan_runs.Inputs,
+    request: Request,
+    source: sources.Source,
+    status: plans_api.PlanStatus,
+    plan_text: str,
+    report: security.Report,
+    inputs: plan_runs.Inputs,
 ) -> plans_api.PlanStatus:
     """Report a pull request's finished plan; the status with the comment and check run ids."""
     if request.spec.pull_request is None:
         return status
-    secrets = [*inputs.env.values(), *(v for k, v in inputs.vars.items() if k in inputs.sensitive_vars)]
+    secrets = [*redaction.secrets_in(inputs.env), *(v for k, v in inputs.vars.items() if k in inputs.sensitive_vars)]
     threshold = _threshold(request)
     failing = threshold is not None and security.fails(report, threshold)
     details = security.markdown(report) if report.findings else ""
     footer = "" if status.phase == "NoChanges" else _footer(request.spec.environment_ref.name)
     with _best_effort(request, "report the plan on the pull request"):
         comment_id, check_id = await _report(
-            request, source, status, "planned", plan_text, secrets, details=details, footer=footer,
+            request,
+            source,
+            status,
+            "planned",
+            plan_text,
+            secrets,
+            details=details,
+            footer=footer,
             conclusion="failure" if failing else "success",
         )
         return status.model_copy(update={"comment_id": comment_id, "check_run_id": check_id})
@@ -345,9 +393,14 @@ async def locked(request: Request, env: str, error: storage.Locked) -> None:
     with _best_effort(request, "report the lock on the pull request"):
         source = await _source(request)
         pulls = source.access.client.pulls(source.owner, source.name)
-        async with request.memo.lock(_comment_key(request, source)):
-            await _sticky(pulls, request.spec.pull_request, env, [comments.locked_comment(env, _holder(env, error))],
-                          await source.access.client.own_login())
+        async with request.memo.lock(_comment_lock(request.namespace, env, request.spec.pull_request)):
+            await _sticky(
+                pulls,
+                request.spec.pull_request,
+                env,
+                [comments.locked_comment(env, _holder(env, error))],
+                await source.access.client.own_login(),
+            )
 
 
 async def approvals(pulls: github.PullRequests, pull: github.PullRequest) -> int:
@@ -369,8 +422,15 @@ def approvers(reviews: Iterable[github.Review], author: str) -> list[str]:
 
 
 async def _report(
-    request: Request, source: sources.Source, status: plans_api.PlanStatus, state: comments.Status,
-    plan_text: str, secrets: Iterable[str], *, details: str = "", footer: str = "",
+    request: Request,
+    source: sources.Source,
+    status: plans_api.PlanStatus,
+    state: comments.Status,
+    plan_text: str,
+    secrets: Iterable[str],
+    *,
+    details: str = "",
+    footer: str = "",
     conclusion: github.CheckConclusion | None,
 ) -> tuple[int | None, int | None]:
     """Write the sticky comment (unless the pull request has a newer head) and the check run."""
@@ -383,11 +443,12 @@ async def _report(
     secrets = tuple(secrets)
     lines = _lines(status)
     comment_id = None
-    async with request.memo.lock(_comment_key(request, source)):
+    async with request.memo.lock(_comment_lock(request.namespace, env, number)):
         pull = await pulls.get(number)
         if pull is not None and pull.state == "open" and pull.head_sha == commit:
-            bodies = comments.plan_comment(env, revision, *lines, plan_text, status=state, secrets=secrets,
-                                           details=details, footer=footer)
+            bodies = comments.plan_comment(
+                env, revision, *lines, plan_text, status=state, secrets=secrets, details=details, footer=footer
+            )
             comment_id = await _sticky(pulls, number, env, bodies, await client.own_login())
     if conclusion is None or not isinstance(client.auth, github.AppAuth):
         return comment_id, request.status.check_run_id
@@ -436,14 +497,19 @@ def _lines(status: plans_api.PlanStatus) -> tuple[str, str, str]:
     found = status.security
     if found is None or found.score is None:
         return summary, cost, ""
-    findings = [f"{n} {s}" for s, n in (("critical", found.critical), ("high", found.high), ("medium", found.medium),
-                                        ("low", found.low)) if n]
+    findings = [
+        f"{n} {s}"
+        for s, n in (("critical", found.critical), ("high", found.high), ("medium", found.medium), ("low", found.low))
+        if n
+    ]
     return summary, cost, f"score {found.score}/100" + (f" ({', '.join(findings)})" if findings else "")
 
 
 def _footer(env: str) -> str:
-    return (f"Comment `/chkmate apply {env}` to apply this plan before merging, or `/chkmate plan {env}` to plan "
-            "again (write access needed).")
+    return (
+        f"Comment `/chkmate apply {env}` to apply this plan before merging, or `/chkmate plan {env}` to plan "
+        "again (write access needed)."
+    )
 
 
 def _threshold(request: Request) -> security.Severity | None:
@@ -479,8 +545,13 @@ async def _merged_pull_request(request: Request) -> tuple[github.PullRequests, g
 
 
 async def _source(request: Request) -> sources.Source:
-    env = indexing.require(request.indexes, kinds.ENVIRONMENT, request.namespace, request.spec.environment_ref.name,
-                           field="spec.environmentRef")
+    env = indexing.require(
+        request.indexes,
+        kinds.ENVIRONMENT,
+        request.namespace,
+        request.spec.environment_ref.name,
+        field="spec.environmentRef",
+    )
     try:
         spec = environments.EnvironmentSpec.model_validate(env.spec)
     except pydantic.ValidationError as e:
@@ -499,9 +570,12 @@ def _merged(annotations: Mapping[str, str]) -> list[int]:
     return [int(part) for part in raw.split(",") if part.strip().isdigit()]
 
 
-def _plans_of(indexes: Any, namespace: str, envs: set[str], number: int) -> list[indexing.Summary]:
-    return [p for p in indexing.all_of(indexes, kinds.PLAN, namespace)
-            if p.spec.get("pullRequest") == number and p.spec.get("environmentRef", {}).get("name") in envs]
+def _plans_of(indexes: Mapping[str, Any], namespace: str, envs: set[str], number: int) -> list[indexing.Summary]:
+    return [
+        p
+        for p in indexing.all_of(indexes, kinds.PLAN, namespace)
+        if p.spec.get("pullRequest") == number and p.spec.get("environmentRef", {}).get("name") in envs
+    ]
 
 
 def _idle(plan: indexing.Summary) -> bool:
@@ -515,9 +589,9 @@ async def _delete_plan(memo: memos.Memo, namespace: str, name: str) -> None:
         await memo.kube.delete(kube.ours(kinds.PLAN.plural), namespace, name)
 
 
-def _comment_key(request: Request, source: sources.Source) -> str:
-    env = request.spec.environment_ref.name
-    return f"comment/{request.namespace}/{source.full_name}#{request.spec.pull_request}/{env}"
+def _comment_lock(namespace: str, env: str, number: int | None) -> str:
+    """The memo lock serializing the writes of one sticky comment (two heads' plans may finish together)."""
+    return f"pull-request-comment/{namespace}/{env}#{number}"
 
 
 @contextlib.contextmanager

@@ -10,7 +10,8 @@
 * ``mark(connection, marks, delivery)``: what each mark changes, done at once and nothing heavier:
 
   - ``PushMark``: the links and environments following that repository and branch get
-    ``chkmate.dev/polledRevision=<branch>@sha1:<after>``, exactly what the poller writes, but now.
+    ``chkmate.dev/polledRevision=<branch>@sha1:<after>``, exactly what the poller writes, but now (an Environment
+    lists the remote afresh when its mark names a commit it has not seen).
   - ``PullRequestMark``: opened, synchronize, reopened: a Plan of the head for each Environment with
     ``planOnPullRequest`` deploying the base branch; closed: the pull request's Plans are deleted, and a merge is
     recorded on those Environments (:mod:`chkmate.controllers.pull_requests`).
@@ -24,7 +25,8 @@ secret exists, and logs an error once if it is still waiting after :data:`NOTICE
 keeps running meanwhile (polling still works): failing the startup would restart the whole operator over one
 missing Secret.
 
-I/O: Kubernetes (annotation patches, Plans, webhook Secrets); GitHub for comment commands only.
+I/O: serves HTTP (the receiver); Kubernetes (annotation patches, Plans, webhook Secrets); GitHub for comment commands
+only.
 """
 
 from __future__ import annotations
@@ -35,11 +37,10 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from chkmate import errors
 from chkmate.api import kinds
-from chkmate.clients import git, kube
-from chkmate.controllers import access, indexing, memos, polling, pull_requests, reconciling
-from chkmate.domain import access as access_rules
+from chkmate.clients import kube
+from chkmate.controllers import indexing, memos, polling, pull_requests, reconciling
+from chkmate.domain import access
 from chkmate.webhooks import events, receiver
 
 SECRETS_TTL = 60.0  # seconds a read webhook secret is trusted before reading the Secret again
@@ -85,7 +86,6 @@ class Webhooks:
         self._read_at = -SECRETS_TTL
         self._reading = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._relisting: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="chkmate webhook receiver")
@@ -96,10 +96,6 @@ class Webhooks:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self.receiver.stop()
-        relisting = list(self._relisting)
-        for task in relisting:
-            task.cancel()
-        await asyncio.gather(*relisting, return_exceptions=True)
 
     async def _listen(self) -> None:
         """Wait for a webhook secret, then listen (the receiver refuses to start without one)."""
@@ -150,8 +146,10 @@ class Webhooks:
             if value:
                 yield ref.connection.key, value.rstrip("\r\n")  # a secret file written with echo ends in a newline
             else:
-                logger.warning(f"Secret {namespace}/{ref.secret} has no key {ref.key!r} (webhookSecretRef of "
-                               f"{ref.connection.key}).")
+                logger.warning(
+                    f"Secret {namespace}/{ref.secret} has no key {ref.key!r} (webhookSecretRef of "
+                    f"{ref.connection.key})."
+                )
 
     async def allowed(self, connection: str, repository: str) -> bool:
         return bool(self._allowing(connection, repository))
@@ -172,48 +170,20 @@ class Webhooks:
 
     async def _push(self, connections: list[Connection], mark: events.PushMark) -> None:
         refs = {} if mark.deleted else {f"refs/heads/{mark.branch}": mark.after_sha}
-        for namespace, repository in self._repositories(connections, mark.repo_full_name):
+        for connection, repository in self._repositories(connections, mark.repo_full_name):
+            namespace = connection.namespace
             followers = [
-                d for d in polling.dependents(self.indexes, namespace, repository.name, _default_branch(repository))
+                d
+                for d in polling.dependents(self.indexes, namespace, repository.name, _default_branch(repository))
                 if d.branch == mark.branch
             ]
-            moved = polling.moved(followers, refs)
-            if moved:
-                self._relist_first(namespace, repository, mark)
-            for follower, polled in moved:
+            for follower, polled in polling.moved(followers, refs):
                 patch = {"metadata": {"annotations": {polling.POLLED_ANNOTATION: polled}}}
                 await self.memo.kube.patch(kube.ours(follower.kind.plural), namespace, follower.name, patch)
-                logger.debug(f"Push to {mark.repo_full_name}: marked {follower.kind.kind} {namespace}/"
-                             f"{follower.name} with {polled}.")
-
-    def _relist_first(self, namespace: str, repository: indexing.Summary, mark: events.PushMark) -> None:
-        """List the repository's branches again (and fetch the pushed commit) before its followers reconcile.
-
-        Objects reconciling together share an ls-remote up to ``sources.HEAD_MAX_AGE`` old, and right after a push
-        that listing is stale: a follower reconciling on this mark could miss the new head. The listing runs in the
-        background (the delivery is answered at once), but it queues for the repository's lock now, before the
-        marks are even written, so it comes before the followers' own look at the branch (the lock is FIFO).
-        """
-        clone_url = repository.status.get("cloneUrl")
-        if not clone_url:
-            return  # not reconciled yet: nothing listed it either
-        connection = str(repository.spec.get("connectionRef", {}).get("name", ""))
-
-        async def token() -> str:
-            reach = await access.github_access_for(self.memo, self.indexes, namespace, connection,
-                                                   field="spec.connectionRef", repository=mark.repo_full_name)
-            return (await reach.client.token()).value
-
-        task = asyncio.create_task(self._relist(git.Remote(str(clone_url), token), mark))
-        self._relisting.add(task)
-        task.add_done_callback(self._relisting.discard)
-
-    async def _relist(self, remote: git.Remote, mark: events.PushMark) -> None:
-        try:
-            async with self.memo.mirrors.lock(remote):
-                await self.memo.mirrors.refresh(remote, mark.branch)
-        except errors.ChkmateError as e:  # the followers' own reconcile lists again and reports the problem
-            logger.warning(f"Listing {mark.repo_full_name} after a push failed: {e.message}")
+                logger.debug(
+                    f"Push to {mark.repo_full_name}: marked {follower.kind.kind} {namespace}/"
+                    f"{follower.name} with {polled}."
+                )
 
     async def _pull_request(self, connections: list[Connection], mark: events.PullRequestMark) -> None:
         head = pull_requests.Head(mark.number, mark.head_ref, mark.head_sha, mark.base_ref)
@@ -235,8 +205,9 @@ class Webhooks:
             await self.memo.kube.patch(
                 kube.ours(kinds.GITHUB_CONNECTION.plural), connection.namespace, connection.name, patch
             )
-            logger.info(f"Installation {mark.installation_id} {mark.action}: reconciling GitHubConnection "
-                        f"{connection.key}.")
+            logger.info(
+                f"Installation {mark.installation_id} {mark.action}: reconciling GitHubConnection {connection.key}."
+            )
 
     async def _command(self, connections: list[Connection], mark: events.CommentCommandMark) -> None:
         for scope, candidates in self._environments(connections, mark.repo):
@@ -254,13 +225,13 @@ class Webhooks:
         allowing = []
         for sibling in self._siblings(connection):
             found = indexing.lookup(self.indexes, kinds.GITHUB_CONNECTION, sibling.namespace, sibling.name)
-            if found is not None and access_rules.allows(found.spec.get("allowedRepositories") or (), repository):
+            if found is not None and access.allows(found.spec.get("allowedRepositories") or (), repository):
                 allowing.append(sibling)
         return allowing
 
     def _repositories(
         self, connections: Iterable[Connection], full_name: str
-    ) -> list[tuple[str, indexing.Summary]]:
+    ) -> list[tuple[Connection, indexing.Summary]]:
         """The GitHubRepository objects for ``owner/name`` that use one of these connections."""
         found = []
         for connection in connections:
@@ -268,7 +239,7 @@ class Webhooks:
                 spec = repository.spec
                 named = f"{spec.get('owner', '')}/{spec.get('name', '')}"
                 if named.lower() == full_name.lower() and spec.get("connectionRef", {}).get("name") == connection.name:
-                    found.append((connection.namespace, repository))
+                    found.append((connection, repository))
         return found
 
     def _environments(
@@ -276,18 +247,16 @@ class Webhooks:
     ) -> list[tuple[Connection, list[pull_requests.Candidate]]]:
         """Per connection, the Environments deploying some branch of ``owner/name`` (none: left out)."""
         by_connection: dict[Connection, list[pull_requests.Candidate]] = {}
-        for namespace, repository in self._repositories(connections, full_name):
-            scope = Connection(namespace, str(repository.spec.get("connectionRef", {}).get("name", "")))
+        for connection, repository in self._repositories(connections, full_name):
+            namespace = connection.namespace
             for follower in polling.dependents(self.indexes, namespace, repository.name, _default_branch(repository)):
                 env = indexing.lookup(self.indexes, kinds.ENVIRONMENT, namespace, follower.name)
                 if follower.kind == kinds.ENVIRONMENT and env is not None:
-                    by_connection.setdefault(scope, []).append(pull_requests.Candidate(env, follower.branch))
+                    by_connection.setdefault(connection, []).append(pull_requests.Candidate(env, follower.branch))
         return list(by_connection.items())
 
 
-def serve(
-    memo: memos.Memo, indexes: Mapping[str, Any], *, host: str, count: receiver.Count | None = None
-) -> Webhooks:
+def serve(memo: memos.Memo, indexes: Mapping[str, Any], *, host: str, count: receiver.Count | None = None) -> Webhooks:
     """Start waiting for a webhook secret, then serving, on ``memo.settings.webhook_port``; stop it at cleanup.
 
     ``indexes`` are kopf's live indexes (the startup handler's keyword arguments); ``count(event, result)``
