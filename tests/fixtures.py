@@ -19,6 +19,13 @@ from tests.harness import github_api, gitserver
 TOKEN = "ghp_test_personal_token_0123456789"
 
 
+def malformed_pem(label: str, body: str, *, end: bool = True) -> str:
+    """A PEM-shaped text that is no key (bad inputs for tests), built at run time so no key-like literal is
+    committed. ``end=False`` leaves out the END line, as a truncated paste would."""
+    text = f"-----BEGIN {label}-----\n{body}\n"
+    return text + (f"-----END {label}-----\n" if end else "")
+
+
 @pytest.fixture
 def github(tmp_path: Path) -> Iterator[github_api.GitHubDouble]:
     """A GitHub API double with user ``octo`` (token :data:`TOKEN`) and organisation ``acme``."""

@@ -21,6 +21,7 @@ from chkmate import API_VERSION, main
 from chkmate import settings as settings_
 from chkmate.api import kinds
 from chkmate.clients import kube as kube_client
+from tests.fixtures import TOKEN
 from tests.harness import kube
 
 ROOT = Path(__file__).parents[2]
@@ -136,6 +137,21 @@ async def chkmate(start_chkmate: Starter) -> AsyncIterator[Cluster]:
     """The whole chkmate operator running against the emulator for the whole test."""
     async with start_chkmate() as cluster:
         yield cluster
+
+
+async def connect_repository(
+    cluster: Cluster, github: Any, git_server: Any, name: str, files: dict[str, str], *, owner: str = "octo"
+) -> None:
+    """A repository on the GitHub double with a first commit of ``files``, reached through a Ready token
+    connection ``gh`` and a Ready GitHubRepository of the same name."""
+    github.create_repo(owner, name)
+    git_server.commit_files(owner, name, "main", files, "init")
+    await cluster.secret("gh-token", {"token": TOKEN})
+    await cluster.apply({"apiVersion": API_VERSION, "kind": "GitHubConnection", "metadata": {"name": "gh"},
+                         "spec": {"apiUrl": github.url, "tokenSecretRef": {"name": "gh-token", "key": "token"}}})
+    await cluster.apply({"apiVersion": API_VERSION, "kind": "GitHubRepository", "metadata": {"name": name},
+                         "spec": {"connectionRef": {"name": "gh"}, "owner": owner, "name": name}})
+    await cluster.wait_condition("GitHubRepository", name, "Ready", "True")
 
 
 def example(name: str, **overrides: Any) -> dict[str, Any]:

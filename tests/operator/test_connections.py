@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fixtures import TOKEN, App
+from tests.fixtures import TOKEN, App, malformed_pem
 from tests.harness import github_api, kube
 from tests.operator.conftest import Cluster
 
@@ -65,7 +65,7 @@ async def test_missing_secret_then_created(chkmate: Cluster, github: github_api.
 async def test_malformed_key_is_invalid_private_key(
     chkmate: Cluster, github: github_api.GitHubDouble, github_app: App
 ) -> None:
-    await chkmate.secret("gh-app", {"private-key.pem": "-----BEGIN RSA PRIVATE KEY-----\ngarbage\n"})
+    await chkmate.secret("gh-app", {"private-key.pem": malformed_pem("RSA PRIVATE KEY", "garbage", end=False)})
     await chkmate.apply(app_connection(github, github_app))
     await chkmate.wait_condition("GitHubConnection", "acme", "Ready", "False", "InvalidPrivateKey")
 

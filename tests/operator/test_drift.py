@@ -25,7 +25,7 @@ from chkmate.clients import storage
 from chkmate.controllers import environment_drift
 from tests.fixtures import TOKEN
 from tests.harness import github_api, gitserver, kube
-from tests.operator.conftest import NAMESPACE, Cluster
+from tests.operator.conftest import NAMESPACE, Cluster, connect_repository
 
 needs_terraform = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
 
@@ -72,26 +72,8 @@ def operator_settings(tmp_path: Path) -> settings_.Settings:
 
 @pytest.fixture
 async def ready(chkmate: Cluster, github: github_api.GitHubDouble, git_server: gitserver.GitServer) -> Cluster:
-    github.create_repo("octo", "live")
-    git_server.commit_files("octo", "live", "main", {".chkmate.yml": CONFIG, "stacks/app/main.tf": MAIN}, "init")
-    await chkmate.secret("gh-token", {"token": TOKEN})
-    await chkmate.apply(
-        {
-            "apiVersion": "chkmate.dev/v1alpha1",
-            "kind": "GitHubConnection",
-            "metadata": {"name": "gh"},
-            "spec": {"apiUrl": github.url, "tokenSecretRef": {"name": "gh-token", "key": "token"}},
-        }
-    )
-    await chkmate.apply(
-        {
-            "apiVersion": "chkmate.dev/v1alpha1",
-            "kind": "GitHubRepository",
-            "metadata": {"name": "live"},
-            "spec": {"connectionRef": {"name": "gh"}, "owner": "octo", "name": "live"},
-        }
-    )
-    await chkmate.wait_condition("GitHubRepository", "live", "Ready", "True")
+    await connect_repository(chkmate, github, git_server, "live",
+                             {".chkmate.yml": CONFIG, "stacks/app/main.tf": MAIN})
     return chkmate
 
 

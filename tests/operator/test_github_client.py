@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chkmate.clients import github as gh
-from tests.fixtures import TOKEN, App
+from tests.fixtures import TOKEN, App, malformed_pem
 from tests.harness import github_api
 
 Clients = Callable[..., gh.GitHubClient]
@@ -118,7 +118,7 @@ async def test_bad_inputs_give_precise_errors(
     github: github_api.GitHubDouble, github_app: App, app_client: Callable[[], gh.GitHubClient], clients: Clients
 ) -> None:
     with pytest.raises(gh.InvalidPrivateKey):
-        clients(github.url, gh.AppAuth(1, 2, "-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----"))
+        clients(github.url, gh.AppAuth(1, 2, malformed_pem("PRIVATE KEY", "nope")))
     ec_key = (
         ec.generate_private_key(ec.SECP256R1())
         .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

@@ -13,9 +13,8 @@ import pytest
 
 from chkmate.clients import kube as kube_client
 from chkmate.clients import storage
-from tests.fixtures import TOKEN
 from tests.harness import github_api, gitserver, kube
-from tests.operator.conftest import Cluster
+from tests.operator.conftest import Cluster, connect_repository
 
 pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
 
@@ -46,26 +45,8 @@ output "app" {
 
 @pytest.fixture
 async def ready(chkmate: Cluster, github: github_api.GitHubDouble, git_server: gitserver.GitServer) -> Cluster:
-    github.create_repo("octo", "live")
-    git_server.commit_files("octo", "live", "main", {".chkmate.yml": CONFIG, "stacks/app/main.tf": MAIN}, "init")
-    await chkmate.secret("gh-token", {"token": TOKEN})
-    await chkmate.apply(
-        {
-            "apiVersion": "chkmate.dev/v1alpha1",
-            "kind": "GitHubConnection",
-            "metadata": {"name": "gh"},
-            "spec": {"apiUrl": github.url, "tokenSecretRef": {"name": "gh-token", "key": "token"}},
-        }
-    )
-    await chkmate.apply(
-        {
-            "apiVersion": "chkmate.dev/v1alpha1",
-            "kind": "GitHubRepository",
-            "metadata": {"name": "live"},
-            "spec": {"connectionRef": {"name": "gh"}, "owner": "octo", "name": "live"},
-        }
-    )
-    await chkmate.wait_condition("GitHubRepository", "live", "Ready", "True")
+    await connect_repository(chkmate, github, git_server, "live",
+                             {".chkmate.yml": CONFIG, "stacks/app/main.tf": MAIN})
     return chkmate
 
 

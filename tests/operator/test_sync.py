@@ -11,7 +11,7 @@ import pytest
 from chkmate.domain import sync
 from tests.fixtures import TOKEN
 from tests.harness import github_api, gitserver, kube
-from tests.operator.conftest import Cluster, Starter
+from tests.operator.conftest import Cluster, Starter, connect_repository
 
 MAIN = 'resource "terraform_data" "net" {\n  input = "v1"\n}\n'
 MAIN_V2 = 'resource "terraform_data" "net" {\n  input = "v2"\n}\n'
@@ -20,16 +20,8 @@ MODULE = 'resource "terraform_data" "sub" {}\n'
 
 
 async def setup_cluster(cluster: Cluster, github: github_api.GitHubDouble, git_server: gitserver.GitServer) -> None:
-    github.create_repo("octo", "infra")
-    git_server.commit_files("octo", "infra", "main", {"README.md": "# infra\n", "other/x.tf": "locals {}\n"},
-                            "init")
-    await cluster.secret("gh-token", {"token": TOKEN})
-    await cluster.apply({"apiVersion": "chkmate.dev/v1alpha1", "kind": "GitHubConnection", "metadata": {"name": "gh"},
-                         "spec": {"apiUrl": github.url, "tokenSecretRef": {"name": "gh-token", "key": "token"}}})
-    await cluster.apply({"apiVersion": "chkmate.dev/v1alpha1", "kind": "GitHubRepository",
-                         "metadata": {"name": "infra"},
-                         "spec": {"connectionRef": {"name": "gh"}, "owner": "octo", "name": "infra"}})
-    await cluster.wait_condition("GitHubRepository", "infra", "Ready", "True")
+    await connect_repository(cluster, github, git_server, "infra",
+                             {"README.md": "# infra\n", "other/x.tf": "locals {}\n"})
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import yaml
 
 from chkmate import settings
 from chkmate.api import connections
+from tests.fixtures import malformed_pem
 from tests.harness import schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ KUBERNETES_VERSION = "1.35"
 Object = dict[str, Any]
 Values = Mapping[str, Any]
 
-PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nnot a real key, only its shape\n-----END RSA PRIVATE KEY-----\n"
+PRIVATE_KEY = malformed_pem("RSA PRIVATE KEY", "not a real key, only its shape")
 CONNECTION = {"create": True, "appId": 123456, "installationId": 7890123, "allowedRepositories": ["acme/infra-*"]}
 
 SCENARIOS: dict[str, Values] = {
