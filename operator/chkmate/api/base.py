@@ -7,7 +7,6 @@ No I/O, no settings lookups. Models here are the single source of the CRD schema
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
 
 import pydantic
 from pydantic.alias_generators import to_camel
@@ -59,5 +58,3 @@ class KindInfo:
     description: str
     printer_columns: tuple[PrinterColumn, ...] = ()
     categories: tuple[str, ...] = ("chkmate",)
-
-    CATEGORY: ClassVar[str] = "chkmate"

@@ -121,11 +121,6 @@ def find(conditions: Iterable[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
 
 
-def is_true(conditions: Iterable[Condition], type_: str) -> bool:
-    found = find(conditions, type_)
-    return found is not None and found.status == TRUE
-
-
 def set_condition(
     conditions: Sequence[Condition],
     *,

@@ -257,13 +257,6 @@ class Mirrors:
         finally:
             repo.close()
 
-    def tree_of(self, remote: Remote, commit: str) -> str:
-        repo = gitpython.Repo(self.path(remote))
-        try:
-            return str(repo.commit(commit).tree.hexsha)
-        finally:
-            repo.close()
-
     async def push(self, remote: Remote, commit: str, branch: str) -> None:
         """Push ``commit`` to ``branch``; :class:`NonFastForward` when the branch moved on. Never forced."""
         mirror = await self._ensure(remote)

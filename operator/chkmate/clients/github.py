@@ -139,7 +139,6 @@ class Repository:
     clone_url: str
     default_branch: str
     visibility: str
-    empty: bool
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> Repository:
@@ -150,7 +149,6 @@ class Repository:
             clone_url=data.get("clone_url", ""),
             default_branch=data.get("default_branch") or "main",
             visibility=visibility,
-            empty=data.get("size", 0) == 0 and not data.get("pushed_at"),
         )
 
 

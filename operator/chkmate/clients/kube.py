@@ -46,7 +46,6 @@ class Resource:
 
 SECRETS = Resource("", "v1", "secrets")
 CONFIGMAPS = Resource("", "v1", "configmaps")
-JOBS = Resource("batch", "v1", "jobs")
 
 
 def ours(plural: str) -> Resource:
