@@ -43,25 +43,83 @@ async def test_ls_remote_fetch_and_read(
     head = git_server.head("octo", "infra", "main")
     assert refs == {"refs/heads/main": head}
     await mirrors.fetch(remote, ["main"])
-    assert mirrors.head(remote, "main") == head
-    assert mirrors.read_tree(remote, head or "", "stacks/net") == {
+    assert await mirrors.head(remote, "main") == head
+    assert await mirrors.read_tree(remote, head or "", "stacks/net") == {
         "main.tf": b"a = 1\n",
         "modules/x/main.tf": b"b = 2\n",
     }
-    assert mirrors.read_tree(remote, head or "", "stacks/net/main.tf") == {"main.tf": b"a = 1\n"}
-    assert mirrors.read_tree(remote, head or "", "nope") is None
-    assert set(mirrors.read_tree(remote, head or "") or {}) == {
+    assert await mirrors.read_tree(remote, head or "", "stacks/net/main.tf") == {"main.tf": b"a = 1\n"}
+    assert await mirrors.read_tree(remote, head or "", "nope") is None
+    assert set(await mirrors.read_tree(remote, head or "") or {}) == {
         "README.md",
         "stacks/net/main.tf",
         "stacks/net/modules/x/main.tf",
     }
 
 
+async def test_a_second_read_costs_what_changed_and_equals_a_cold_read(
+    mirrors: git.Mirrors, remote: git.Remote, git_server: gitserver.GitServer, tmp_path: Path
+) -> None:
+    await mirrors.fetch(remote, ["main"])
+    first = git_server.head("octo", "infra", "main") or ""
+    assert await mirrors.read_tree(remote, first, "stacks/net") is not None
+    assert (mirrors.listings_full, mirrors.blobs_read) == (1, 2)
+
+    second = git_server.commit_files(
+        "octo",
+        "infra",
+        "main",
+        {"stacks/net/main.tf": "a = 2\n", "stacks/net/new.tf": "c = 3\n", "stacks/network/x.tf": "d = 4\n"},
+        "change one, add one, delete one; touch a sibling folder",
+        delete=["stacks/net/modules/x/main.tf"],
+    )
+    await mirrors.fetch(remote, ["main"])
+    warm = await mirrors.read_tree(remote, second, "stacks/net")
+    assert warm == {"main.tf": b"a = 2\n", "new.tf": b"c = 3\n"}  # stacks/network is not under stacks/net
+    assert (mirrors.listings_full, mirrors.listings_patched, mirrors.blobs_read) == (1, 1, 4)
+    cold = git.Mirrors(mirrors.root)
+    assert await cold.read_tree(remote, second, "stacks/net") == warm
+    assert await mirrors.read_tree(remote, first, "stacks/net") == {  # going back is a cache hit
+        "main.tf": b"a = 1\n",
+        "modules/x/main.tf": b"b = 2\n",
+    }
+    assert mirrors.blobs_read == 4
+
+    third = git_server.commit_files(
+        "octo", "infra", "main", {}, "remove the folder", delete=["stacks/net/main.tf", "stacks/net/new.tf"]
+    )
+    await mirrors.fetch(remote, ["main"])
+    assert await mirrors.read_tree(remote, third, "stacks/net") is None
+    assert await mirrors.read_tree(remote, second, "stacks/net/new.tf") == {"new.tf": b"c = 3\n"}
+    assert await mirrors.read_tree(remote, third, "stacks/net/new.tf") is None
+    assert await mirrors.read_tree(remote, third, "stacks/ne") is None  # a prefix is not a folder
+    assert await mirrors.read_tree(remote, third, "stacks/*") is None  # paths are literal, never globs
+
+
+async def test_commit_questions_are_answered_from_the_mirror(
+    mirrors: git.Mirrors, remote: git.Remote, git_server: gitserver.GitServer
+) -> None:
+    first = git_server.head("octo", "infra", "main") or ""
+    assert not await mirrors.has_commit(remote, first)  # no mirror yet
+    assert await mirrors.head(remote, "main") is None
+    second = git_server.commit_files("octo", "infra", "main", {"a.tf": "x = 1\n"}, "second\n\nbody")
+    await mirrors.fetch(remote, ["main"])
+    assert await mirrors.has_commit(remote, first) and await mirrors.has_commit(remote, second)
+    assert not await mirrors.has_commit(remote, "f" * 40)
+    assert not await mirrors.has_commit(remote, "--help")
+    assert await mirrors.head(remote, "main") == second
+    assert await mirrors.head(remote, "nope") is None
+    assert (await mirrors.commit_message(remote, second)).rstrip("\n") == "second\n\nbody"
+    assert await mirrors.is_ancestor(remote, first, second)
+    assert not await mirrors.is_ancestor(remote, second, first)
+    assert not await mirrors.is_ancestor(remote, "f" * 40, second)
+
+
 async def test_commit_and_push_change_only_what_is_asked(
     mirrors: git.Mirrors, remote: git.Remote, git_server: gitserver.GitServer
 ) -> None:
     await mirrors.fetch(remote, ["main"])
-    parent = mirrors.head(remote, "main")
+    parent = await mirrors.head(remote, "main")
     change = git.Change(
         write={"stacks/net/main.tf": b"a = 2\n", "stacks/net/new.tf": b"c = 3\n"},
         delete=frozenset({"stacks/net/modules/x/main.tf"}),
@@ -76,14 +134,14 @@ async def test_commit_and_push_change_only_what_is_asked(
         "stacks/net/main.tf": b"a = 2\n",
         "stacks/net/new.tf": b"c = 3\n",
     }
-    assert mirrors.commit_message(remote, commit).startswith("Update net")
+    assert (await mirrors.commit_message(remote, commit)).startswith("Update net")
 
 
 async def test_push_to_a_moved_branch_is_rejected_not_forced(
     mirrors: git.Mirrors, remote: git.Remote, git_server: gitserver.GitServer
 ) -> None:
     await mirrors.fetch(remote, ["main"])
-    parent = mirrors.head(remote, "main")
+    parent = await mirrors.head(remote, "main")
     theirs = git_server.commit_files("octo", "infra", "main", {"other.tf": "z = 1\n"}, "someone else")
     ours = await mirrors.commit(
         remote, parent=parent, change=git.Change(write={"x.tf": b""}), message="m", author=AUTHOR

@@ -82,9 +82,9 @@ async def clone(url: str, tmp_path: Path, branch: str) -> dict[str, bytes]:
     remote = git.Remote(url, token)
     mirrors = git.Mirrors(tmp_path / "clone")
     await mirrors.fetch(remote, [branch])
-    head = mirrors.head(remote, branch)
+    head = await mirrors.head(remote, branch)
     assert head is not None
-    return mirrors.read_tree(remote, head) or {}
+    return await mirrors.read_tree(remote, head) or {}
 
 
 async def test_create_is_idempotent_and_never_overwrites_a_non_empty_repository(

@@ -1,9 +1,11 @@
 """git over HTTPS: one bare mirror per repository, ls-remote, fetch, read trees, build commits, push.
 
-Every network operation is an ``asyncio`` subprocess of the real ``git`` with a deadline, so the event
-loop never blocks and a hung server cannot hang the operator. Reading objects uses GitPython's persistent
-``cat-file --batch`` process (one process for a whole tree, not one per file). Commits are built without a
-checkout, with a temporary index. Pushes are never forced: a rejected push raises :class:`NonFastForward`.
+Every git command is an ``asyncio`` subprocess of the real ``git`` with a deadline, so the event loop never
+blocks and a hung server cannot hang the operator. Reading a tree costs what changed since the last read
+(``diff-tree`` against a cached listing, then one ``cat-file --batch`` for the blobs not cached by sha);
+immutable answers (commit present, message, ancestry) are cached. Commits are built without a checkout,
+with a temporary index (blobs are written in-process by GitPython's object database). Pushes are never
+forced: a rejected push raises :class:`NonFastForward`.
 
 Tokens reach git only through a credential helper reading ``$GIT_TOKEN`` from the child's environment
 (FACTS.md): never in URLs, argv, the repo config or error messages. I/O: subprocesses and the work dir.
@@ -22,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import git as gitpython
 from gitdb.base import IStream
@@ -33,12 +36,20 @@ ZERO_SHA = "0" * 40
 CREDENTIAL_HELPER = '!f() { echo username=x-access-token; echo "password=$GIT_TOKEN"; }; f'
 DEFAULT_TIMEOUT = 120.0
 BLOB_CACHE_BYTES = 64 * 1024 * 1024  # file contents kept in memory, by blob sha (shared by every repository)
+LISTING_CACHE_ENTRIES = 512  # (repository, commit, path) -> {path: blob sha}; the base of the next diff-tree
+ANSWER_CACHE_ENTRIES = 4096  # immutable answers: commits present, commit messages, ancestry
+BLOB_MODES = frozenset({"100644", "100755", "120000"})  # files and symlinks; not submodules (160000)
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 TokenProvider = Callable[[], Awaitable[str]]
 
 
 class GitError(errors.TransientError):
     """A git command failed; retrying may help (network, server)."""
+
+    exit_status: int | None = None  # git's exit status; None when it did not exit (timed out)
 
 
 class AuthenticationFailed(GitError):
@@ -97,6 +108,14 @@ class Mirrors:
         self._blobs: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._listed: dict[str, tuple[float, dict[str, str]]] = {}  # url -> (when, refs) of the last ls-remote
         self._blob_bytes = 0
+        self._listings: collections.OrderedDict[tuple[str, str, str], dict[str, str]] = collections.OrderedDict()
+        self._last_listed: dict[tuple[str, str], str] = {}  # (url, path) -> the commit listed last
+        self._commits: collections.OrderedDict[tuple[str, str], bool] = collections.OrderedDict()
+        self._messages: collections.OrderedDict[tuple[str, str], str] = collections.OrderedDict()
+        self._ancestry: collections.OrderedDict[tuple[str, str, str], bool] = collections.OrderedDict()
+        self.blobs_read = 0  # for benchmarks and tests: the work reads do
+        self.listings_full = 0
+        self.listings_patched = 0
 
     def path(self, remote: Remote) -> Path:
         return self.root / (hashlib.sha256(remote.url.encode()).hexdigest()[:24] + ".git")
@@ -122,27 +141,23 @@ class Mirrors:
         await self._git(remote, "fetch", "--prune", "--no-tags", remote.url, *refspecs, cwd=mirror, op="fetch")
         return mirror
 
-    def head(self, remote: Remote, branch: str) -> str | None:
+    async def head(self, remote: Remote, branch: str) -> str | None:
         """The mirror's commit for ``branch`` (as of the last fetch), or None."""
-        repo = gitpython.Repo(self.path(remote))
-        try:
-            return str(repo.commit(f"refs/heads/{branch}").hexsha)
-        except (gitpython.BadName, ValueError):
-            return None
-        finally:
-            repo.close()
-
-    def has_commit(self, remote: Remote, commit: str) -> bool:
         if not (self.path(remote) / "HEAD").exists():
+            return None
+        code, out = await self._status(self.path(remote), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+        return out.decode().strip() if code == 0 else None
+
+    async def has_commit(self, remote: Remote, commit: str) -> bool:
+        """Whether the mirror holds ``commit`` (answers are cached: a mirror never loses objects)."""
+        if (remote.url, commit) in self._commits:
+            return True
+        if not re.fullmatch(r"[0-9a-f]{40}", commit) or not (self.path(remote) / "HEAD").exists():
             return False
-        repo = gitpython.Repo(self.path(remote))
-        try:
-            repo.commit(commit)
-        except (gitpython.BadName, ValueError):
-            return False
-        finally:
-            repo.close()
-        return True
+        code, _ = await self._status(self.path(remote), "cat-file", "-e", f"{commit}^{{commit}}")
+        if code == 0:
+            self._remember(self._commits, (remote.url, commit), True)
+        return code == 0
 
     async def refresh(self, remote: Remote, branch: str, *, max_age: float = 0.0) -> str | None:
         """The branch's head on the remote (one ls-remote), fetched into the mirror only if it moved.
@@ -158,66 +173,112 @@ class Mirrors:
             refs = await self.ls_remote(remote)
             self._listed[remote.url] = (now, refs)
         head = refs.get(f"refs/heads/{branch}")
-        if head is not None and not self.has_commit(remote, head):
+        if head is not None and not await self.has_commit(remote, head):
             await self.fetch(remote, [branch])
         return head
 
-    def read_tree(self, remote: Remote, commit: str, path: str = ".") -> dict[str, bytes] | None:
+    async def read_tree(self, remote: Remote, commit: str, path: str = ".") -> dict[str, bytes] | None:
         """Files under ``path`` at ``commit``, keyed relative to ``path``; None if ``path`` is absent.
 
-        A file ``path`` gives ``{basename: content}``. Blob contents are cached by sha: reading the tree again
-        after one file changed reads one blob, so a pull costs what the change costs, not what the tree holds.
+        A file ``path`` gives ``{basename: content}``. The work is proportional to what changed since the last
+        read of the same path: the listing comes from ``git diff-tree`` against the last listing (a full
+        ``ls-tree`` only the first time), and only blobs not already cached (by sha) are read, in one
+        ``cat-file --batch``. Nothing here runs in the event loop's thread.
         """
-        repo = gitpython.Repo(self.path(remote))
-        try:
-            tree = repo.commit(commit).tree
-            if path not in {".", ""}:
-                try:
-                    item = tree / path.strip("/")
-                except KeyError:
-                    return None
-                if isinstance(item, gitpython.Blob):
-                    return {posix_basename(path): self._blob(item)}
-                tree = item
-            prefix = len(str(tree.path)) + 1 if tree.path else 0
-            return {
-                str(blob.path)[prefix:]: self._blob(blob)
-                for blob in tree.traverse()
-                if isinstance(blob, gitpython.Blob)
-            }
-        finally:
-            repo.close()
+        mirror = self.path(remote)
+        where = path.strip("/") if path not in {".", ""} else ""
+        listing = await self._listing(mirror, remote.url, commit, where)
+        if not listing:
+            return None
+        missing = sorted({sha for sha in listing.values() if sha not in self._blobs})
+        if missing:
+            await self._read_blobs(mirror, missing)
+        if where in listing:  # a file
+            return {posix_basename(where): self._blob(listing[where])}
+        prefix = len(where) + 1 if where else 0
+        return {name[prefix:]: self._blob(sha) for name, sha in listing.items()}
 
-    def _blob(self, blob: gitpython.Blob) -> bytes:
-        sha = str(blob.hexsha)
-        data = self._blobs.get(sha)
-        if data is None:
-            data = bytes(blob.data_stream.read())
-            self._blobs[sha] = data
-            self._blob_bytes += len(data)
-            while self._blob_bytes > BLOB_CACHE_BYTES and self._blobs:
-                _, dropped = self._blobs.popitem(last=False)
-                self._blob_bytes -= len(dropped)
+    async def _listing(self, mirror: Path, url: str, commit: str, where: str) -> dict[str, str]:
+        """``{path from the root: blob sha}`` under ``where`` at ``commit`` (cached per commit and path)."""
+        key = (url, commit, where)
+        cached = self._listings.get(key)
+        if cached is not None:
+            self._listings.move_to_end(key)
+            return cached
+        spec = ["--", where] if where else []
+        base = self._last_listed.get((url, where))
+        if base is not None and (url, base, where) in self._listings:
+            listing = dict(self._listings[(url, base, where)])
+            out = await self._bytes(mirror, "diff-tree", "-r", "-z", "--no-renames", base, commit, *spec)
+            fields = out.split(b"\0")
+            for meta, name in zip(fields[0::2], fields[1::2], strict=False):
+                _, mode, _, sha, status = meta.decode().split(" ")
+                if status == "D" or mode not in BLOB_MODES:
+                    listing.pop(name.decode(), None)
+                else:
+                    listing[name.decode()] = sha
+            self.listings_patched += 1
         else:
-            self._blobs.move_to_end(sha)
-        return data
+            out = await self._bytes(mirror, "ls-tree", "-r", "-z", "--full-tree", commit, *spec)
+            listing = {}
+            for entry in filter(None, out.split(b"\0")):
+                meta, _, name = entry.partition(b"\t")
+                mode, kind, sha = meta.decode().split(" ")
+                if kind == "blob" and mode in BLOB_MODES:
+                    listing[name.decode()] = sha
+            self.listings_full += 1
+        self._remember(self._listings, key, listing, limit=LISTING_CACHE_ENTRIES)
+        self._last_listed[(url, where)] = commit
+        return listing
 
-    def commit_message(self, remote: Remote, commit: str) -> str:
-        repo = gitpython.Repo(self.path(remote))
-        try:
-            message = repo.commit(commit).message
-            return message if isinstance(message, str) else message.decode()
-        finally:
-            repo.close()
+    async def _read_blobs(self, mirror: Path, shas: list[str]) -> None:
+        """Read ``shas`` into the blob cache with one ``git cat-file --batch``."""
+        out = await self._bytes(mirror, "cat-file", "--batch", stdin=("\n".join(shas) + "\n").encode())
+        at = 0
+        for sha in shas:
+            header_end = out.index(b"\n", at)
+            _, kind, size = out[at:header_end].decode().split(" ")
+            if kind != "blob":
+                raise GitError(f"git cat-file: {sha} is a {kind}, not a blob")
+            start = header_end + 1
+            self._store(sha, out[start : start + int(size)])
+            at = start + int(size) + 1
+        self.blobs_read += len(shas)
 
-    def is_ancestor(self, remote: Remote, ancestor: str, descendant: str) -> bool:
-        repo = gitpython.Repo(self.path(remote))
-        try:
-            return bool(repo.is_ancestor(repo.commit(ancestor), repo.commit(descendant)))
-        except (gitpython.GitCommandError, gitpython.BadName, ValueError):
-            return False
-        finally:
-            repo.close()
+    def _store(self, sha: str, data: bytes) -> None:
+        self._blobs[sha] = data
+        self._blob_bytes += len(data)
+        while self._blob_bytes > BLOB_CACHE_BYTES and len(self._blobs) > 1:
+            _, dropped = self._blobs.popitem(last=False)
+            self._blob_bytes -= len(dropped)
+
+    def _blob(self, sha: str) -> bytes:
+        self._blobs.move_to_end(sha)
+        return self._blobs[sha]
+
+    async def commit_message(self, remote: Remote, commit: str) -> str:
+        cached = self._messages.get((remote.url, commit))
+        if cached is None:
+            raw = await self._bytes(self.path(remote), "cat-file", "commit", commit)
+            cached = raw.partition(b"\n\n")[2].decode(errors="replace")
+            self._remember(self._messages, (remote.url, commit), cached)
+        return cached
+
+    async def is_ancestor(self, remote: Remote, ancestor: str, descendant: str) -> bool:
+        key = (remote.url, ancestor, descendant)
+        if key not in self._ancestry:
+            code, _ = await self._status(self.path(remote), "merge-base", "--is-ancestor", ancestor, descendant)
+            if code not in {0, 1}:
+                return False  # an unknown commit: not known to descend (not cached: a fetch may bring it)
+            self._remember(self._ancestry, key, code == 0)
+        return self._ancestry[key]
+
+    @staticmethod
+    def _remember(cache: collections.OrderedDict[K, V], key: K, value: V, *, limit: int = ANSWER_CACHE_ENTRIES) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > limit:
+            cache.popitem(last=False)
 
     async def commit(self, remote: Remote, *, parent: str | None, change: Change, message: str, author: Author) -> str:
         """A new commit on top of ``parent`` (None: a root commit) applying ``change``; nothing is pushed."""
@@ -275,9 +336,22 @@ class Mirrors:
     async def _local(
         self, cwd: Path | None, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
     ) -> str:
-        return await _run(
-            ["git", *args], cwd=cwd, env=_environment(env), stdin=stdin, timeout=self.timeout, secret=None
-        )
+        return (await self._bytes(cwd, *args, env=env, stdin=stdin)).decode(errors="replace")
+
+    async def _bytes(
+        self, cwd: Path | None, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
+    ) -> bytes:
+        command = ["git", "--literal-pathspecs", *args]
+        return await _run(command, cwd=cwd, env=_environment(env), stdin=stdin, timeout=self.timeout, secret=None)
+
+    async def _status(self, cwd: Path, *args: str) -> tuple[int, bytes]:
+        """Exit status and output of a local git command whose failure is an answer (not an error)."""
+        try:
+            return 0, await self._bytes(cwd, *args)
+        except GitError as failed:
+            if failed.exit_status is None:
+                raise  # timed out
+            return failed.exit_status, b""
 
     async def _git(self, remote: Remote, *args: str, cwd: Path | None, op: str) -> str:
         """A network git command authenticated with the remote's token through the credential helper."""
@@ -287,7 +361,8 @@ class Mirrors:
         command = ["git", "-c", "credential.helper=", "-c", f"credential.helper={CREDENTIAL_HELPER}", *args]
         started = time.monotonic()
         try:
-            return await _run(command, cwd=cwd, env=_environment(env), stdin=None, timeout=self.timeout, secret=token)
+            out = await _run(command, cwd=cwd, env=_environment(env), stdin=None, timeout=self.timeout, secret=token)
+            return out.decode(errors="replace")
         finally:
             if self.on_operation is not None:
                 self.on_operation(op, time.monotonic() - started)
@@ -318,7 +393,7 @@ async def _run(
     stdin: bytes | None,
     timeout: float,
     secret: str | None,
-) -> str:
+) -> bytes:
     process = await asyncio.create_subprocess_exec(
         *command,
         cwd=cwd,
@@ -340,7 +415,7 @@ async def _run(
             _redact(err.decode(errors="replace"), secret),
             _redact(out.decode(errors="replace"), secret),
         )
-    return out.decode(errors="replace")
+    return out
 
 
 def _verb(command: list[str]) -> str:
@@ -348,6 +423,12 @@ def _verb(command: list[str]) -> str:
 
 
 def _error(command: list[str], code: int, stderr: str, stdout: str) -> GitError:
+    error = _classify(command, code, stderr, stdout)
+    error.exit_status = code
+    return error
+
+
+def _classify(command: list[str], code: int, stderr: str, stdout: str) -> GitError:
     verb = _verb(command)
     text = (stderr.strip() or stdout.strip()).splitlines()
     detail = text[-1] if text else f"exit status {code}"

@@ -370,7 +370,7 @@ async def _examine(request: Request, revision: str, seen: _StateSeen) -> tuple[_
                 memo.settings, revision=revision, files=files, state=state, inputs=inputs, refresh_only=True, lock=False
             )
         ).result
-    descends = head == applied or memo.mirrors.is_ancestor(source.remote, applied, head)
+    descends = head == applied or await memo.mirrors.is_ancestor(source.remote, applied, head)
     findings = Findings(
         revision=revision,
         head=head,

@@ -287,12 +287,12 @@ async def rollback(request: Request, target: Target) -> Outcome:
             reason=conds.Reasons.INVALID_SPEC,
         )
     await mirrors.fetch(target.remote, [request.spec.branch])
-    if not mirrors.has_commit(target.remote, commit):
+    if not await mirrors.has_commit(target.remote, commit):
         raise errors.ChkmateError(
             f"{ROLLBACK_ANNOTATION}: commit {commit!r} is not on {request.spec.branch}.",
             reason=conds.Reasons.INVALID_SPEC,
         )
-    files = sync.from_repo(mirrors.read_tree(target.remote, commit, path), path)
+    files = sync.from_repo(await mirrors.read_tree(target.remote, commit, path), path)
     if isinstance(files, sync.Blocked):
         raise errors.ChkmateError(f"{ROLLBACK_ANNOTATION}: {files.message}", reason=files.reason)
     revision = template_logic.revision(files)

@@ -105,12 +105,12 @@ async def gather_facts(
     spec, status, mirrors = request.spec, request.status, request.memo.mirrors
     path = link_path(spec)
     head = await mirrors.refresh(target.remote, spec.branch)
-    files_at_head = mirrors.read_tree(target.remote, head, path) if head else None
+    files_at_head = await mirrors.read_tree(target.remote, head, path) if head else None
     push = sync.plan_push(target.template_files, files_at_head, path, prune=spec.prune)
     if isinstance(push, sync.Blocked):
         return push, files_at_head
     last = await _last_synced(request, target)
-    trailers = sync.parse_trailers(mirrors.commit_message(target.remote, head)) if head else {}
+    trailers = sync.parse_trailers(await mirrors.commit_message(target.remote, head)) if head else {}
     facts = sync.SyncFacts(
         link_key=sync.link_key(request.namespace, request.name),
         direction=spec.sync_direction,
@@ -134,8 +134,8 @@ async def _last_synced(request: Request, target: link_actions.Target) -> sync.Sy
     if commit is None or status.last_synced_template_revision is None:
         return None
     repo_revision = None
-    if mirrors.has_commit(target.remote, commit):
-        repo_revision = sync.repo_revision(mirrors.read_tree(target.remote, commit, link_path(request.spec)))
+    if await mirrors.has_commit(target.remote, commit):
+        repo_revision = sync.repo_revision(await mirrors.read_tree(target.remote, commit, link_path(request.spec)))
     return sync.Synced(
         template_revision=status.last_synced_template_revision, commit=commit, repo_revision=repo_revision
     )

@@ -111,7 +111,7 @@ async def head(memo: memos.Memo, source: Source, *, expected: str | None = None)
     webhook saw) or the caller passes ``expected=""`` to ask the remote now (a user's explicit request).
     """
     max_age = HEAD_MAX_AGE
-    if expected == "" or (expected and not memo.mirrors.has_commit(source.remote, expected)):
+    if expected == "" or (expected and not await memo.mirrors.has_commit(source.remote, expected)):
         max_age = 0.0
     async with memo.mirrors.lock(source.remote):
         found = await memo.mirrors.refresh(source.remote, source.branch, max_age=max_age)
@@ -128,15 +128,15 @@ async def files_at(memo: memos.Memo, source: Source, commit: str) -> dict[str, b
     """Every file of the commit (modules outside the root path are reachable by relative paths)."""
     mirrors = memo.mirrors
     async with mirrors.lock(source.remote):
-        if not mirrors.has_commit(source.remote, commit):
+        if not await mirrors.has_commit(source.remote, commit):
             await mirrors.fetch(source.remote, [source.branch])
-        if not mirrors.has_commit(source.remote, commit):
+        if not await mirrors.has_commit(source.remote, commit):
             raise errors.ChkmateError(
                 f"Commit {commit} is not on {source.full_name}@{source.branch}.",
                 reason=conds.Reasons.BRANCH_NOT_FOUND,
                 retryable=True,
             )
-        return mirrors.read_tree(source.remote, commit) or {}
+        return await mirrors.read_tree(source.remote, commit) or {}
 
 
 def repo_config(files: Mapping[str, bytes]) -> repoconfig.RepoConfig | None:
