@@ -2,8 +2,9 @@
 
 charts/chkmate-operator/files/alerts.yaml is the rules' single source; files/alerts.test.yaml holds promtool
 unit tests. Here: both pass promtool, every alert the issue asks for exists with a test that fires it and one
-that does not, each has the annotations and runbook section it promises, only known metrics are used, and the
-chart's PrometheusRule holds exactly these rules (or, with other values, these rules with those values).
+that does not, each has the annotations it promises, docs/alerts.md has exactly one runbook per alert and lists
+each with its severity, only known metrics are used, and the chart's PrometheusRule holds exactly these rules
+(or, with other values, these rules with those values).
 
 I/O: runs promtool (PATH) and helm (.cache/bin or PATH) in subprocesses; `bash dev/install-tools.sh` installs
 both. Writes rule files under pytest's tmp_path only.
@@ -137,13 +138,29 @@ def test_alert_has_severity_summary_description_and_runbook(alert: str) -> None:
     assert rule["annotations"]["runbook_url"] == f"{DEFAULT_RUNBOOK_BASE}#{alert.lower()}"
 
 
-def test_every_runbook_link_has_a_section_in_the_docs() -> None:
-    anchors = {github_anchor(line[3:]) for line in RUNBOOKS.read_text().splitlines() if line.startswith("## ")}
-    assert {alert.lower() for alert in EXPECTED_ALERTS} <= anchors
+def runbook_sections() -> dict[str, str]:
+    """The ``## `` sections of docs/alerts.md by heading: one runbook per alert."""
     sections = RUNBOOKS.read_text().split("\n## ")[1:]
-    for section in sections:
+    return {section.splitlines()[0].strip(): section for section in sections}
+
+
+def test_every_alert_in_the_rule_file_has_a_runbook_and_every_runbook_an_alert() -> None:
+    sections = runbook_sections()
+    assert sorted(sections) == sorted(source_rules())
+    for alert, rule in source_rules().items():
+        fragment = rule["annotations"]["runbook_url"].rpartition("#")[2]
+        assert github_anchor(alert) == fragment, f"{alert}: runbook_url #{fragment} is not the section's anchor"
         for part in ("**What it means.**", "**Investigate.**", "kubectl", "**Fix.**"):
-            assert part in section, f"runbook {section.splitlines()[0]} lacks {part}"
+            assert part in sections[alert], f"runbook {alert} lacks {part}"
+
+
+def test_the_runbooks_table_lists_every_alert_with_its_severity() -> None:
+    rows = {
+        match[0]: (match[1], match[2])
+        for match in re.findall(r"^\| \[(\w+)\]\(#([\w-]+)\) \| (\w+) \|", RUNBOOKS.read_text(), re.MULTILINE)
+    }
+    expected = {alert: (alert.lower(), rule["labels"]["severity"]) for alert, rule in source_rules().items()}
+    assert rows == expected
 
 
 def test_rules_use_only_the_operators_metrics() -> None:

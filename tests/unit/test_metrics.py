@@ -34,9 +34,7 @@ def value(metrics: metrics_.Metrics, sample: str, /, **labels: str) -> float | N
 
 def series(metrics: metrics_.Metrics, name: str) -> list[Labels]:
     """The label sets of every sample called ``name``."""
-    return [
-        sample.labels for family in metrics.registry.collect() for sample in family.samples if sample.name == name
-    ]
+    return [sample.labels for family in metrics.registry.collect() for sample in family.samples if sample.name == name]
 
 
 def sample_names(metrics: metrics_.Metrics) -> set[str]:
@@ -105,10 +103,15 @@ def test_ready_of_one_object_leaves_others_alone(metrics: metrics_.Metrics) -> N
     metrics.ready("Template", "team-b", "vpc", "False")
     metrics.ready("Environment", "team-a", "vpc", "Unknown")
 
-    ones = [labels for labels in series(metrics, "chkmate_resource_ready")
-            if value(metrics, "chkmate_resource_ready", **labels) == 1]
+    ones = [
+        labels
+        for labels in series(metrics, "chkmate_resource_ready")
+        if value(metrics, "chkmate_resource_ready", **labels) == 1
+    ]
     assert sorted((o["kind"], o["namespace"], o["status"]) for o in ones) == [
-        ("Environment", "team-a", "Unknown"), ("Template", "team-a", "True"), ("Template", "team-b", "False"),
+        ("Environment", "team-a", "Unknown"),
+        ("Template", "team-a", "True"),
+        ("Template", "team-b", "False"),
     ]
 
 
@@ -117,13 +120,18 @@ def test_ready_of_one_object_leaves_others_alone(metrics: metrics_.Metrics) -> N
 
 # The metrics that name an object of a kind beyond the reconcile and Ready ones, and the label naming it.
 OWNED = {
-    "Environment": {"chkmate_environment_drifted": "name", "chkmate_plans": "environment",
-                    "chkmate_applies_total": "environment"},
+    "Environment": {
+        "chkmate_environment_drifted": "name",
+        "chkmate_plans": "environment",
+        "chkmate_applies_total": "environment",
+    },
     "Plan": {"chkmate_plan_awaiting_approval_since_seconds": "name"},
     "TemplateRepoLink": {"chkmate_sync_events_total": "name", "chkmate_sync_conflict_open": "name"},
-    "GitHubConnection": {"chkmate_github_api_requests_total": "connection",
-                         "chkmate_github_rate_limit_remaining": "connection",
-                         "chkmate_github_rate_limit_limit": "connection"},
+    "GitHubConnection": {
+        "chkmate_github_api_requests_total": "connection",
+        "chkmate_github_rate_limit_remaining": "connection",
+        "chkmate_github_rate_limit_limit": "connection",
+    },
 }
 
 Series = tuple[str, frozenset[tuple[str, str]]]
@@ -133,7 +141,8 @@ def all_series(metrics: metrics_.Metrics) -> set[Series]:
     """Every sample as (metric name as Prometheus sees it, labels)."""
     return {
         (family_name(family), frozenset(sample.labels.items()))
-        for family in metrics.registry.collect() for sample in family.samples
+        for family in metrics.registry.collect()
+        for sample in family.samples
     }
 
 
@@ -266,12 +275,16 @@ def test_conflict_open_is_a_zero_or_one_gauge(metrics: metrics_.Metrics) -> None
 
 @pytest.mark.parametrize(
     ("event", "label"),
-    [("push", "push"), ("pull_request", "pull_request"), ("ping", "ping"), ("star", "other"),
-     ("../../etc/passwd", "other"), ("", "other")],
+    [
+        ("push", "push"),
+        ("pull_request", "pull_request"),
+        ("ping", "ping"),
+        ("star", "other"),
+        ("../../etc/passwd", "other"),
+        ("", "other"),
+    ],
 )
-def test_webhook_deliveries_count_unknown_events_as_other(
-    metrics: metrics_.Metrics, event: str, label: str
-) -> None:
+def test_webhook_deliveries_count_unknown_events_as_other(metrics: metrics_.Metrics, event: str, label: str) -> None:
     metrics.webhook_delivery(event, "invalid_signature")
     assert series(metrics, "chkmate_webhook_deliveries_total") == [{"event": label, "result": "invalid_signature"}]
 
@@ -284,14 +297,24 @@ def test_webhook_label_values_are_those_of_the_receiver() -> None:
 
 @pytest.mark.parametrize(
     ("status", "label"),
-    [(200, "2xx"), (201, "2xx"), (304, "304"), (301, "3xx"), (403, "4xx"), (404, "4xx"), (429, "4xx"),
-     (502, "5xx"), (0, "error"), (102, "error"), (700, "error")],
+    [
+        (200, "2xx"),
+        (201, "2xx"),
+        (304, "304"),
+        (301, "3xx"),
+        (403, "4xx"),
+        (404, "4xx"),
+        (429, "4xx"),
+        (502, "5xx"),
+        (0, "error"),
+        (102, "error"),
+        (700, "error"),
+    ],
 )
 def test_github_calls_count_by_status_class(metrics: metrics_.Metrics, status: int, label: str) -> None:
     metrics.github_call("team-a", "acme", status)
     metrics.github_call("team-a", "acme", status)
-    assert value(metrics, "chkmate_github_api_requests_total", namespace="team-a", connection="acme",
-                 status=label) == 2
+    assert value(metrics, "chkmate_github_api_requests_total", namespace="team-a", connection="acme", status=label) == 2
     assert label in metrics_.GITHUB_STATUSES
 
 
@@ -354,22 +377,57 @@ def test_every_metric_the_alert_rules_use_exists(metrics: metrics_.Metrics) -> N
     record_everything(metrics)
     rules = yaml.safe_load(ALERT_RULES.read_text())
     used = {
-        name for group in rules["groups"] for rule in group["rules"]
+        name
+        for group in rules["groups"]
+        for rule in group["rules"]
         for name in re.findall(r"\bchkmate_[a-z_]+", rule["expr"])
     }
     assert used, "the alert rules mention no chkmate metric"
     assert used <= sample_names(metrics)
 
 
-def test_the_metrics_page_documents_every_metric_and_its_labels(metrics: metrics_.Metrics) -> None:
+def test_record_everything_records_every_metric(metrics: metrics_.Metrics) -> None:
+    """The checks below read labels from samples: a metric without any would pass them unchecked."""
+    record_everything(metrics)
+    assert [family.name for family in metrics.registry.collect() if not family.samples] == []
+
+
+def test_the_metrics_page_documents_every_metric_with_its_type_and_labels(metrics: metrics_.Metrics) -> None:
     record_everything(metrics)
     page = METRICS_PAGE.read_text()
     for family in metrics.registry.collect():
         name = family_name(family)
         row = next((line for line in page.splitlines() if line.startswith(f"| `{name}`")), None)
         assert row is not None, f"docs/metrics.md has no table row for {name}"
+        assert row.split("|")[2].strip() == family.type, f"docs/metrics.md: {name} is a {family.type}"
         labels = {key for sample in family.samples for key in sample.labels} - {"le"}
-        for label in labels:
-            assert f"`{label}`" in row, f"docs/metrics.md: the row of {name} does not name its label {label}"
+        documented_labels = set(re.findall(r"`(\w+)`", row.split("|")[3]))
+        assert documented_labels == labels, f"docs/metrics.md: the labels of {name} are {sorted(labels)}"
     documented = set(re.findall(r"^\| `(chkmate_[a-z_]+)`", page, re.MULTILINE))
     assert documented == {family_name(family) for family in metrics.registry.collect()}
+
+
+# Every label that takes a fixed set of values, with that set as the operator records it.
+BOUNDED_LABELS = [
+    ("result", "chkmate_reconcile_total", get_args(metrics_.ReconcileResult)),
+    ("status", "chkmate_resource_ready", get_args(conditions.ConditionStatus)),
+    ("phase", "chkmate_plans", get_args(plans.PlanPhase)),
+    ("result", "chkmate_applies_total", get_args(metrics_.ApplyResult)),
+    ("direction", "chkmate_sync_events_total", tuple(v.lower() for v in get_args(metrics_.SyncDirection))),
+    ("result", "chkmate_sync_events_total", tuple(v.lower() for v in get_args(metrics_.SyncResult))),
+    ("event", "chkmate_webhook_deliveries_total", (*sorted(metrics_.WEBHOOK_EVENTS), metrics_.OTHER_EVENT)),
+    ("result", "chkmate_webhook_deliveries_total", metrics_.WEBHOOK_RESULTS),
+    ("status", "chkmate_github_api_requests_total", metrics_.GITHUB_STATUSES),
+    ("operation", "chkmate_git_operation_duration_seconds", get_args(metrics_.GitOperation)),
+]
+
+
+def test_the_metrics_page_lists_the_values_of_every_bounded_label() -> None:
+    rows = {
+        (match[0], match[1]): match[2]
+        for match in re.findall(r"^\| `(\w+)` \| `(chkmate_\w+)` \| (.*) \|$", METRICS_PAGE.read_text(), re.MULTILINE)
+    }
+    assert sorted(rows) == sorted((label, metric) for label, metric, _ in BOUNDED_LABELS)
+    for label, metric, values in BOUNDED_LABELS:
+        listed = [value for value in values if f"`{value}`" in rows[label, metric]]
+        assert listed == list(values), f"docs/metrics.md: {label} of {metric} lacks {set(values) - set(listed)}"
