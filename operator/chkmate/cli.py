@@ -2,7 +2,8 @@
 
 Subcommands (``chkmate COMMAND --help``; docs/cli.md is the reference): ``plan``, ``drift`` and ``validate``
 (:mod:`chkmate.cli_plan`), ``workflow`` (:mod:`chkmate.cli_workflow`), ``import`` (:mod:`chkmate.cli_import`),
-``history`` (:mod:`chkmate.cli_history`), ``scaffold`` and ``crds`` (here). A failure prints one line on stderr,
+``history`` (:mod:`chkmate.cli_history`), ``run-job`` (:mod:`chkmate.cli_run_job`, what runner Jobs run),
+``scaffold`` and ``crds`` (here). A failure prints one line on stderr,
 ``chkmate COMMAND: error: ...``, and exits 1; no traceback. I/O: files, subprocesses and the terminal.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from chkmate import API_VERSION, cli_history, cli_import, cli_plan, cli_workflow, errors
+from chkmate import API_VERSION, cli_history, cli_import, cli_plan, cli_run_job, cli_workflow, errors
 from chkmate.domain import scaffolds
 
 EXIT_ERROR = 1
@@ -42,6 +43,7 @@ def build_parser() -> Parser:
     _register_scaffold(sub)
     cli_import.register(sub)
     cli_history.register(sub)
+    cli_run_job.register(sub)
     _register_crds(sub)
     return parser
 

@@ -41,6 +41,20 @@ class Settings:
     # Engine binaries.
     terraform_binary: str = "terraform"
     tofu_binary: str = "tofu"
+    # Job runner (Environment spec.runner.mode: Job; docs/runners.md). The image of runner Jobs: it must hold the
+    # chkmate CLI and the engines; the chart sets the operator's own image. Empty: Job runs fail with a clear
+    # condition until it is set.
+    runner_image: str = ""
+    # ServiceAccount of runner pods, in the Environment's namespace (get on the bundle Secret, create/patch on
+    # result Secrets); empty: the namespace's default ServiceAccount.
+    runner_service_account: str = ""
+    # Seconds a runner Job may run beyond spec.runner.timeout (the engine's own deadline stops it first and the
+    # runner saves what it has); the operator gives up on a Job this long after its activeDeadlineSeconds.
+    runner_grace: float = 60.0
+    # Seconds Kubernetes keeps a finished runner Job (ttlSecondsAfterFinished); its Plan owns it anyway.
+    runner_ttl: float = 3600.0
+    # How often the operator reads a running Job's status (seconds).
+    runner_poll_interval: float = 3.0
     # Drift checks running at once, operator-wide (each runs an engine).
     drift_concurrency: int = 4
     # Plans kept per Environment before garbage collection.

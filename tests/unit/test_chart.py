@@ -66,6 +66,13 @@ SCENARIOS: dict[str, Values] = {
         "watchNamespaces": [NAMESPACE, "team-a"],
     },
     "metrics-off": {"metrics": {"enabled": False}, "podDisruptionBudget": {"enabled": False}},
+    "runner-namespaces": {
+        "runner": {
+            "namespaces": ["infra"],
+            "image": "registry.acme.test/runner:1.2",
+            "serviceAccount": {"annotations": {"iam.gke.io/gcp-service-account": "tf@acme.iam.gserviceaccount.com"}},
+        },
+    },
 }
 
 
@@ -165,6 +172,9 @@ def test_helm_lint_strict_passes(scenario: str) -> None:
         ({"networkPolicy": {"egress": "none"}}, "/networkPolicy/egress"),
         ({"imagePullSecret": [{"name": "regcred"}]}, "additional properties 'imagePullSecret' not allowed"),
         ({"operator": {"workdir": "/tmp/x"}}, "additional properties 'workdir' not allowed"),
+        ({"runner": {"grace": "a minute"}}, "/runner/grace"),
+        ({"runner": {"namespaces": ["Infra"]}}, "/runner/namespaces/0"),
+        ({"runner": {"image": "has space:1"}}, "/runner/image"),
     ],
 )
 def test_schema_rejects_bad_values(values: Values, message: str) -> None:
@@ -261,6 +271,7 @@ def test_crds_come_from_the_crds_folder_only() -> None:
 
 def test_default_install_objects() -> None:
     assert kinds(render({})) == [
+        "ClusterRole",
         "ClusterRole",
         "ClusterRole",
         "ClusterRoleBinding",
@@ -513,14 +524,17 @@ NAMESPACED_GRANTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # application: credentials read and watched (key rotation); plan files, state and plan output written
     ("", "secrets", ("get", "list", "watch", "create", "update", "patch", "delete")),
     ("", "configmaps", ("get", "list", "create", "update", "patch", "delete")),
-    # application: the Job runner
-    ("batch", "jobs", ("get", "list", "watch", "create", "delete")),
-    ("", "pods", ("get", "list", "watch")),
-    ("", "pods/log", ("get",)),
+    # application: the Job runner (chkmate.clients.jobs): Jobs created, polled, deleted past their deadline; pods
+    # listed to say why one failed
+    ("batch", "jobs", ("get", "create", "delete")),
+    ("", "pods", ("list",)),
     # framework and application: Events
     ("", "events", ("create",)),
     ("events.k8s.io", "events", ("create",)),
 )
+# runner pods (chkmate run-job): read the bundle Secret, write the result Secret (chkmate.clients.jobs).
+RUNNER_GRANTS = (("", "secrets", ("get", "create", "patch")),)
+RUNNER = f"{FULLNAME}-runner"
 # framework: kopf watches CRDs always; namespaces only when it serves a list of namespaces.
 CLUSTER_GRANTS = (("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")),)
 NAMESPACE_OBSERVATION = (("", "namespaces", ("list", "watch")),)
@@ -600,6 +614,56 @@ def test_rbac_follows_the_service_account_name() -> None:
 
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:
     assert [k for k in kinds(render({"rbac": {"create": False}})) if "Role" in k] == []
+
+
+def effective_grants_in(objects: list[Object], service_account: str, namespace: str) -> set[Grant]:
+    """What a ServiceAccount of ``namespace`` may do through RoleBindings (which may refer to ClusterRoles)."""
+    roles = {
+        (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o["rules"]
+        for o in objects
+        if o["kind"] in ("ClusterRole", "Role")
+    }
+    granted: set[Grant] = set()
+    subject = {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
+    for binding in (o for o in objects if o["kind"] in ("ClusterRoleBinding", "RoleBinding")):
+        if subject not in binding["subjects"]:
+            continue
+        scope = binding["metadata"].get("namespace", CLUSTER)
+        ref = binding["roleRef"]
+        for rule in roles[(ref["kind"], None if ref["kind"] == "ClusterRole" else scope, ref["name"])]:
+            for group in rule["apiGroups"]:
+                granted |= _grants(scope, [(group, resource, tuple(rule["verbs"])) for resource in rule["resources"]])
+    return granted
+
+
+def test_runner_pods_may_only_read_bundles_and_write_results_in_the_watched_namespaces() -> None:
+    objects = render(SCENARIOS["namespaced"])
+    for namespace in ("team-a", "team-b"):
+        assert effective_grants_in(objects, RUNNER, namespace) == _grants(namespace, RUNNER_GRANTS)
+        account = the([o for o in objects if o["metadata"].get("namespace") == namespace], "ServiceAccount")
+        assert account["metadata"]["name"] == RUNNER
+    assert effective_grants_in(objects, RUNNER, NAMESPACE) == set()  # the release namespace runs no Jobs
+    assert settings.Settings.from_env(env(objects)).runner_service_account == RUNNER
+
+
+def test_runner_namespaces_of_a_cluster_wide_install_are_listed() -> None:
+    assert "ServiceAccount" not in [o["kind"] for o in render({}) if o["metadata"]["name"] == RUNNER]
+    objects = render({"runner": {"namespaces": ["infra"], "serviceAccount": {"name": "tf-runner"}}})
+    assert effective_grants_in(objects, "tf-runner", "infra") == _grants("infra", RUNNER_GRANTS)
+    assert the(objects, "ServiceAccount", "tf-runner")["metadata"]["namespace"] == "infra"
+    assert effective_grants(objects, "tf-runner") == set()  # nothing cluster-wide
+    assert settings.Settings.from_env(env(objects)).runner_service_account == "tf-runner"
+    created_elsewhere = render({"runner": {"namespaces": ["infra"], "serviceAccount": {"create": False}}})
+    assert [o for o in created_elsewhere if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == RUNNER] == []
+
+
+def test_runner_settings_reach_the_operator() -> None:
+    parsed = settings.Settings.from_env(env(render({})))
+    assert parsed.runner_image == "chkmate-operator:0.1.0"  # the operator's own image by default
+    assert (parsed.runner_grace, parsed.runner_ttl) == (60.0, 3600.0)
+    values = {"runner": {"image": "registry.acme.test/runner:1.2", "grace": "2m", "ttl": "10m"}}
+    parsed = settings.Settings.from_env(env(render(values)))
+    assert (parsed.runner_image, parsed.runner_grace, parsed.runner_ttl) == ("registry.acme.test/runner:1.2", 120, 600)
 
 
 # -- values.yaml -------------------------------------------------------------------------------------------------

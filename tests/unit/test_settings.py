@@ -12,15 +12,17 @@ def test_defaults_without_variables() -> None:
 
 
 def test_values_are_converted() -> None:
-    parsed = settings.Settings.from_env({
-        "CHKMATE_NAMESPACES": "team-a, team-b",
-        "CHKMATE_RETRY_DELAY": "2m",
-        "CHKMATE_RESYNC_INTERVAL": "15",
-        "CHKMATE_WORK_DIR": "/var/cache/chkmate",
-        "CHKMATE_PLAN_HISTORY": "3",
-        "CHKMATE_DEBUG": "true",
-        "CHKMATE_PEERING": "chkmate",
-    })
+    parsed = settings.Settings.from_env(
+        {
+            "CHKMATE_NAMESPACES": "team-a, team-b",
+            "CHKMATE_RETRY_DELAY": "2m",
+            "CHKMATE_RESYNC_INTERVAL": "15",
+            "CHKMATE_WORK_DIR": "/var/cache/chkmate",
+            "CHKMATE_PLAN_HISTORY": "3",
+            "CHKMATE_DEBUG": "true",
+            "CHKMATE_PEERING": "chkmate",
+        }
+    )
     assert parsed.namespaces == ("team-a", "team-b")
     assert parsed.retry_delay == 120.0 and parsed.resync_interval == 15.0
     assert parsed.work_dir == Path("/var/cache/chkmate")
@@ -39,3 +41,21 @@ def test_values_are_converted() -> None:
 def test_bad_values_are_refused(env: dict[str, str], words: str) -> None:
     with pytest.raises(settings.SettingsError, match=words):
         settings.Settings.from_env(env)
+
+
+def test_runner_settings() -> None:
+    parsed = settings.Settings.from_env(
+        {
+            "CHKMATE_RUNNER_IMAGE": "registry.acme.test/chkmate:0.1.0",
+            "CHKMATE_RUNNER_SERVICE_ACCOUNT": "chkmate-runner",
+            "CHKMATE_RUNNER_GRACE": "2m",
+            "CHKMATE_RUNNER_TTL": "1h",
+            "CHKMATE_RUNNER_POLL_INTERVAL": "500ms",
+        }
+    )
+    assert (parsed.runner_image, parsed.runner_service_account) == (
+        "registry.acme.test/chkmate:0.1.0",
+        "chkmate-runner",
+    )
+    assert (parsed.runner_grace, parsed.runner_ttl, parsed.runner_poll_interval) == (120.0, 3600.0, 0.5)
+    assert settings.Settings().runner_image == ""  # Job runs say it is missing; the chart always sets it

@@ -144,14 +144,31 @@ created or deleted (a cluster-wide one does not).
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "create", "update", "patch", "delete"]
-# The Job runner: one Job per plan or apply run, its Pods and their logs.
+# The Job runner (runner.mode Job): a Job per plan, apply or drift check, created, read while it runs, and
+# deleted when it overruns its deadline (or once a drift check read it); its Pods are listed to say why one failed.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["get", "create", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
+{{- end }}
+
+{{/*
+RBAC of runner pods (chkmate run-job), bound in each runner namespace: read the run's bundle Secret, write the
+result Secret (created, or patched when it exists). Secrets cannot be narrowed by name here: names are per run.
+*/}}
+{{- define "chkmate.rules.runner" -}}
 - apiGroups: [""]
-  resources: ["pods/log"]
-  verbs: ["get"]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch"]
+{{- end }}
+
+{{- define "chkmate.runnerServiceAccountName" -}}
+{{- default (printf "%s-runner" (include "chkmate.fullname" .)) .Values.runner.serviceAccount.name }}
+{{- end }}
+
+{{/* The namespaces runner Jobs run in: runner.namespaces, else the watched namespaces. */}}
+{{- define "chkmate.runnerNamespaces" -}}
+{{- toJson (default .Values.watchNamespaces .Values.runner.namespaces) }}
 {{- end }}

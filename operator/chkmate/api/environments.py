@@ -47,11 +47,19 @@ class DriftDetection(base.Model):
 
 class Runner(base.Model):
     mode: RunnerMode = pydantic.Field(
-        default="Local", description="Local: a subprocess of the operator. Job: a Kubernetes Job per run."
+        default="Local",
+        description="Local: a subprocess of the operator. Job: a Kubernetes Job per plan, apply and drift check, "
+        "in this namespace (docs/runners.md).",
     )
-    timeout: common.Duration = pydantic.Field(default="30m", description="Deadline of one run.")
+    timeout: common.Duration = pydantic.Field(
+        default="30m",
+        description="Deadline of one run; a Job's activeDeadlineSeconds is this plus the operator's runner grace.",
+    )
     pod_template: dict[str, Any] | None = pydantic.Field(
-        default=None, description="Pod template for Job runs (merged over the operator's default)."
+        default=None,
+        description="A pod template (metadata, spec) for Job runs, merged over the operator's default pod: objects "
+        "merge, containers and volumeMounts merge by name, env and volumes entries are replaced by name, null "
+        "removes a key. The runner container's command and restartPolicy Never stay.",
     )
 
     @pydantic.model_validator(mode="after")

@@ -1,7 +1,7 @@
 """A small async Kubernetes API client (aiohttp) for the few objects handlers read and write themselves.
 
 kopf does the watching and patches the object being handled; this client covers the rest: reading Secrets
-and ConfigMaps, creating Plans, patching another object's spec or status. It authenticates with the same
+and ConfigMaps, creating Plans and runner Jobs, patching another object's spec or status. It authenticates with the same
 credentials kopf logged in with (a :class:`kopf.ConnectionInfo`). I/O: HTTP to the API server only.
 """
 
@@ -46,6 +46,8 @@ class Resource:
 
 SECRETS = Resource("", "v1", "secrets")
 CONFIGMAPS = Resource("", "v1", "configmaps")
+JOBS = Resource("batch", "v1", "jobs")  # the Job runner's runs
+PODS = Resource("", "v1", "pods")  # read only: why a runner Job's pod failed
 
 
 def ours(plural: str) -> Resource:

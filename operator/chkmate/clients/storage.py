@@ -4,6 +4,8 @@
   kept); the binary plan file goes gzip-compressed into Secrets ``<plan>-planfile-<i>``, chunked below 1 MiB
   each, with its sha256 recorded so an apply can check it applies exactly what was planned and approved. Both
   are owned by the Plan: deleting the Plan garbage-collects them.
+* Anything else too big for one Secret (the Job runner's bundles and results) goes through the same chunking
+  (:func:`save_chunks`, :func:`load_chunks`).
 * State lives in the Secret ``chkmate-state-<environment>`` (gzip, key ``state``; the builtin engine's last
   applied configuration under ``builtin``). It is written back after every apply, failed ones included.
 * The state lock is the annotation ``chkmate.dev/lock`` on that Secret, taken with an optimistic-concurrency
@@ -65,6 +67,14 @@ class Locked(errors.ChkmateError):
         self.stale = stale
 
 
+class ChunkMissing(errors.ChkmateError):
+    """A Secret of a chunked value is missing (deleted, or not written yet)."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
     """An ownerReference to ``body`` (garbage collection deletes what it owns with it)."""
     meta = body["metadata"]
@@ -93,7 +103,7 @@ async def save_plan_output(
         kept = text.encode()[-TEXT_LIMIT:].decode(errors="ignore")
         text = f"(the first part of the plan is cut: it is longer than {TEXT_LIMIT} bytes)\n{kept}"
     config_map = f"{plan}-output"
-    await _replace(
+    await put(
         client,
         kube.CONFIGMAPS,
         namespace,
@@ -104,11 +114,26 @@ async def save_plan_output(
             "data": {"plan.txt": text},
         },
     )
-    data = gzip.compress(plan_file or b"", mtime=0)
-    chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
     prefix = f"{plan}-planfile"
+    chunks = await save_chunks(
+        client, namespace, prefix, gzip.compress(plan_file or b"", mtime=0), owners=refs, labels=labels
+    )
+    return StoredOutput(config_map, prefix, chunks, hashlib.sha256(plan_file or b"").hexdigest())
+
+
+async def save_chunks(
+    client: kube.KubeClient,
+    namespace: str,
+    prefix: str,
+    data: bytes,
+    *,
+    owners: list[dict[str, Any]],
+    labels: Mapping[str, str],
+) -> int:
+    """Write ``data`` into Secrets ``<prefix>-<i>`` (key ``chunk``) below the object size limit; their count."""
+    chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
     for index, chunk in enumerate(chunks):
-        await _replace(
+        await put(
             client,
             kube.SECRETS,
             namespace,
@@ -120,24 +145,33 @@ async def save_plan_output(
                     "name": f"{prefix}-{index}",
                     "namespace": namespace,
                     "labels": dict(labels),
-                    "ownerReferences": refs,
+                    "ownerReferences": owners,
                 },
                 "data": {"chunk": base64.b64encode(chunk).decode()},
             },
         )
-    return StoredOutput(config_map, prefix, len(chunks), hashlib.sha256(plan_file or b"").hexdigest())
+    return len(chunks)
 
 
-async def load_plan_file(client: kube.KubeClient, namespace: str, prefix: str, chunks: int, sha256: str) -> bytes:
-    """The stored plan file, checked against the sha256 recorded when it was planned."""
+async def load_chunks(client: kube.KubeClient, namespace: str, prefix: str, chunks: int) -> bytes:
+    """What :func:`save_chunks` wrote, joined; :class:`ChunkMissing` names a missing Secret."""
     data = b""
     for index in range(chunks):
         secret = await client.get(kube.SECRETS, namespace, f"{prefix}-{index}")
         if secret is None:
-            raise errors.ChkmateError(
-                f"The stored plan is incomplete: Secret {prefix}-{index} is missing.", reason=Reasons.APPLY_FAILED
-            )
+            raise ChunkMissing(f"Secret {prefix}-{index} is missing.", name=f"{prefix}-{index}")
         data += base64.b64decode((secret.get("data") or {}).get("chunk", ""))
+    return data
+
+
+async def load_plan_file(client: kube.KubeClient, namespace: str, prefix: str, chunks: int, sha256: str) -> bytes:
+    """The stored plan file, checked against the sha256 recorded when it was planned."""
+    try:
+        data = await load_chunks(client, namespace, prefix, chunks)
+    except ChunkMissing as e:
+        raise errors.ChkmateError(
+            f"The stored plan is incomplete: Secret {e.name} is missing.", reason=Reasons.APPLY_FAILED
+        ) from e
     plan_file = gzip.decompress(data) if data else b""
     if hashlib.sha256(plan_file).hexdigest() != sha256:
         raise errors.ChkmateError(
@@ -261,7 +295,8 @@ async def _create_state_secret(
         return found
 
 
-async def _replace(client: kube.KubeClient, resource: kube.Resource, namespace: str, body: dict[str, Any]) -> None:
+async def put(client: kube.KubeClient, resource: kube.Resource, namespace: str, body: dict[str, Any]) -> None:
+    """Create the object, or patch the data and metadata of the one of that name."""
     name = body["metadata"]["name"]
     if await client.get(resource, namespace, name) is None:
         await client.create(resource, namespace, body)

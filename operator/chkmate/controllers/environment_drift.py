@@ -24,7 +24,11 @@ The main reconciler (:mod:`chkmate.controllers.environments`) writes the same st
 the status the daemon's body had when the check began, which may miss the main reconciler's last write: every
 outcome here is built on the status as stored at the end of the check (:func:`_outcome`).
 
-I/O: git and GitHub, the engine (subprocesses), Kubernetes (the Environment, Plans, the state Secret, outputs).
+Runs go through the Environment's runner (:func:`plan_runs.runner`): subprocesses, or Kubernetes Jobs owned by the
+Environment (phases ``drift``, ``refresh``, ``adopt-plan``, ``adopt-apply``), deleted once their result is read.
+
+I/O: git and GitHub, the engine (subprocesses) or runner Jobs, Kubernetes (the Environment, Plans, the state
+Secret, outputs).
 """
 
 from __future__ import annotations
@@ -360,14 +364,19 @@ async def _examine(request: Request, revision: str, seen: _StateSeen) -> tuple[_
     config = sources.repo_config(files)
     inputs = await sources.inputs(memo, request.namespace, request.name, request.spec, source, config)
     state = await storage.load_state(memo.kube, request.namespace, request.name)
-    planned = await plan_runs.plan(
-        memo.settings, revision=revision, files=files, state=state, inputs=inputs, lock=False
-    )
+    runner = _runner(request)
+    planned = await runner.plan(phase="drift", revision=revision, files=files, state=state, inputs=inputs, lock=False)
     outside = None
     if inputs.engine != "builtin":
         outside = (
-            await plan_runs.plan(
-                memo.settings, revision=revision, files=files, state=state, inputs=inputs, refresh_only=True, lock=False
+            await runner.plan(
+                phase="refresh",
+                revision=revision,
+                files=files,
+                state=state,
+                inputs=inputs,
+                refresh_only=True,
+                lock=False,
             )
         ).result
     descends = head == applied or await memo.mirrors.is_ancestor(source.remote, applied, head)
@@ -380,6 +389,23 @@ async def _examine(request: Request, revision: str, seen: _StateSeen) -> tuple[_
         head_descends=descends,
     )
     return _Run(source, files, inputs, seen.version), findings
+
+
+def _runner(request: Request) -> plan_runs.Runner:
+    """Where this check's runs happen: Jobs of a check are the Environment's, told apart by the check's time and
+    deleted once read (checks never resume after a restart: the next check starts afresh)."""
+    memo = request.memo
+    return plan_runs.runner(
+        memo.settings,
+        memo.kube,
+        request.namespace,
+        spec=request.spec.runner,
+        owner=request.body,
+        environment=request.name,
+        salt=request.now.isoformat(),
+        keep=False,
+        logger=request.logger,
+    )
 
 
 def drift_plan_name(environment: str) -> str:
@@ -544,10 +570,11 @@ async def _adopt_state(request: Request, run: _Run, revision: str) -> bool:
         now=request.now,
         stale_after=datetime.timedelta(seconds=run.inputs.timeout),
     )
+    runner = _runner(request)
     try:
         state = await storage.load_state(memo.kube, namespace, environment)
-        refreshed = await plan_runs.plan(
-            memo.settings,
+        refreshed = await runner.plan(
+            phase="adopt-plan",
             revision=revision,
             files=run.files,
             state=state,
@@ -556,8 +583,8 @@ async def _adopt_state(request: Request, run: _Run, revision: str) -> bool:
             lock=False,
         )
         try:
-            new_state = await plan_runs.apply(
-                memo.settings, files=run.files, state=state, inputs=run.inputs, artifact=refreshed.artifact
+            new_state = await runner.apply(
+                phase="adopt-apply", files=run.files, state=state, inputs=run.inputs, artifact=refreshed.artifact
             )
         except terraform.ApplyFailed as e:
             if e.state is not None:  # never lose state: keep what the failed apply wrote

@@ -5,12 +5,15 @@ still waits for approval Superseded. Approval binds to the planId: ``spec.approv
 ``chkmate.dev/approve``) must carry this plan's id; an approval of another id is reported and ignored. Before
 applying, the stored plan file is checked against the hash recorded when it was planned. Plans of the branch
 take the environment's state lock; pull request plans do not. Pull request plans are reported on the pull
-request and approved through :mod:`chkmate.controllers.pull_requests` (hooks). I/O: the engine (subprocesses),
-git, Secrets and ConfigMaps for outputs and state.
+request and approved through :mod:`chkmate.controllers.pull_requests` (hooks). Runs go through the
+Environment's runner (:func:`plan_runs.runner`): a subprocess, or a Kubernetes Job per run that a restarted
+operator finds and waits for again (the state lock stays held while such a Job runs on). I/O: the engine
+(subprocesses) or runner Jobs, git, Secrets and ConfigMaps for outputs and state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime
@@ -88,17 +91,22 @@ async def _plan(
     env_body = await _environment_body(request, env.name)
     holder = f"Plan/{request.name}"
     takes_lock = spec.pull_request is None
+    runner = _runner(request, env.name, env_spec)
     if takes_lock:
         await _lock(request, env.name, env_body, holder, inputs.timeout)
+    keep_lock = False
     try:
         state = await storage.load_state(memo.kube, request.namespace, env.name)
-        planned = await plan_runs.plan(
-            memo.settings, revision=revision, files=files, state=state, inputs=inputs, lock=False
+        planned = await runner.plan(
+            phase="plan", revision=revision, files=files, state=state, inputs=inputs, lock=False
         )
-    except (terraform.PlanFailed, terraform.EngineNotFound, terraform.PathNotFound) as e:
+    except (terraform.PlanFailed, terraform.EngineNotFound, terraform.PathNotFound, plan_runs.RunFailed) as e:
         return await _failed(request, revision, conds.Types.PLANNED, e)
+    except asyncio.CancelledError:
+        keep_lock = runner.detached  # its Job runs on: the restarted operator waits for it, holding the lock
+        raise
     finally:
-        if takes_lock:
+        if takes_lock and not keep_lock:
             await storage.release_lock(memo.kube, request.namespace, env.name, holder)
     result = planned.result
     stored = await storage.save_plan_output(
@@ -242,11 +250,18 @@ async def _apply(
     artifact = await storage.load_plan_file(memo.kube, request.namespace, ref.secret_prefix, ref.chunks, ref.sha256)
     env_body = await _environment_body(request, env.name)
     holder = f"Plan/{request.name}"
+    runner = _runner(request, env.name, env_spec)
     await _lock(request, env.name, env_body, holder, inputs.timeout)
+    keep_lock = False
     try:
         state = await storage.load_state(memo.kube, request.namespace, env.name)
         try:
-            new_state = await plan_runs.apply(memo.settings, files=files, state=state, inputs=inputs, artifact=artifact)
+            new_state = await runner.apply(phase="apply", files=files, state=state, inputs=inputs, artifact=artifact)
+        except plan_runs.RunFailed as e:
+            # The Job ended without a result: whatever its apply changed is not in the state Secret.
+            memo.metrics.applied(request.namespace, env.name, "failed")
+            unsaved = type(e)(f"{e.message} The state Secret was not updated: check what the apply changed.")
+            return await _failed(request, status.revision, conds.Types.APPLIED, unsaved, extra=(planned, approved))
         except terraform.ApplyFailed as e:
             if e.state is not None:  # never lose state: keep what the failed apply wrote
                 await storage.save_state(
@@ -259,8 +274,12 @@ async def _apply(
             memo.metrics.applied(request.namespace, env.name, "failed")
             return await _failed(request, status.revision, conds.Types.APPLIED, e, extra=(planned, approved))
         await storage.save_state(memo.kube, request.namespace, env.name, env_body, new_state)
+    except asyncio.CancelledError:
+        keep_lock = runner.detached  # its Job runs on: the restarted operator waits for it, holding the lock
+        raise
     finally:
-        await storage.release_lock(memo.kube, request.namespace, env.name, holder)
+        if not keep_lock:
+            await storage.release_lock(memo.kube, request.namespace, env.name, holder)
     memo.metrics.applied(request.namespace, env.name, "succeeded")
     now = conds.timestamp(request.now)
     applied = status.model_copy(update={"phase": "Applied", "applied_at": now, "finished_at": now})
@@ -299,6 +318,21 @@ async def _failed(
             reconciling.Set(condition, conds.FALSE, error.reason, error.message),
             reconciling.Set(conds.Types.STALLED, conds.TRUE, error.reason, error.message),
         ),
+    )
+
+
+def _runner(request: Request, environment: str, env_spec: environments.EnvironmentSpec) -> plan_runs.Runner:
+    """Where this Plan's runs happen (spec.runner of its Environment); a Job runner's Jobs are the Plan's."""
+    memo = request.memo
+    return plan_runs.runner(
+        memo.settings,
+        memo.kube,
+        request.namespace,
+        spec=env_spec.runner,
+        owner=request.body,
+        environment=environment,
+        plan_name=request.name,
+        logger=request.logger,
     )
 
 
