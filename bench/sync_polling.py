@@ -106,7 +106,10 @@ async def push_and_pull(server: gitserver.GitServer, files: int, root: Path) -> 
     await mirrors.refresh(remote, "main")  # one ls-remote, one fetch of the new commit's few objects
     refresh = time.perf_counter() - started
     warm = await timed_read(mirrors, remote, changed)  # diff-tree against the last listing, one new blob
-    cold = await timed_read(git.Mirrors(root / "big"), remote, changed)  # same mirror on disk, nothing read yet
+    cold_reader = git.Mirrors(root / "big")  # the same mirror on disk, nothing read yet
+    cold = await timed_read(cold_reader, remote, changed)
+    await mirrors.close()
+    await cold_reader.close()
     return push_seconds, refresh, warm, cold
 
 

@@ -1,7 +1,8 @@
 """Benchmark: push -> Plan object created, through the running operator, with webhooks and with polling only.
 
 Everything is real except the API server (the strict emulator, in a child process) and GitHub's REST API (the local
-double): git runs over smart HTTP and the whole operator runs with its webhook receiver on 127.0.0.1. N
+double): git runs over smart HTTP and the whole operator runs in a process of its own (as in a cluster) with its
+webhook receiver on 127.0.0.1; its CPU time during the webhook phase is printed per push. N
 Environments (builtin engine, manual approval) over R repositories each follow a branch of their own, so a push
 plans one Environment.
 
@@ -14,9 +15,9 @@ plans one Environment.
    the Plan. The poller lists each repository once per interval (one minute when only Environments follow it).
 
 Target (issue 6): p99 < 1 s at 20 deliveries/s for 2 minutes with 1,000 Environments, none lost:
-``--environments 1000 --repositories 50 --duration 120``. The defaults are a short run. The operator and this driver
-share one event loop (and the GIL with the GitHub double and the git server): a Plan per push measures the whole
-operator's throughput, the first two measurements the webhook path's. Times come from watch events (no polling).
+``--environments 1000 --repositories 50 --duration 120``. The defaults are a short run. A Plan per push measures the
+whole operator's throughput, the first two measurements the webhook path's. Times come from watch events (no
+polling).
 
 Run: ``.venv/bin/python -m bench.webhook_latency [--environments N] [--repositories R] [--rate N] [--duration S]
 [--polling-samples N]``
@@ -33,6 +34,7 @@ import hashlib
 import hmac
 import inspect
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -63,6 +65,7 @@ POLLED = "chkmate.dev/polledRevision"
 PLANS = f"/apis/chkmate.dev/v1alpha1/namespaces/{NAMESPACE}/plans"
 ENVIRONMENTS = f"/apis/chkmate.dev/v1alpha1/namespaces/{NAMESPACE}/environments"
 FINISHED = frozenset({"Planned", "NoChanges", "Failed", "Superseded"})
+EMULATOR_PID: list[int] = []  # the emulator child, for its CPU time
 QUIET = 3.0  # seconds for the reconciles that follow the first plans to end before measuring
 POLL_INTERVAL = 60.0  # how often the poller lists a repository that only Environments follow (polling.py)
 
@@ -150,6 +153,7 @@ async def emulator_process() -> AsyncIterator[str]:
     )
     assert child.stdin is not None and child.stdout is not None
     try:
+        EMULATOR_PID.append(child.pid)
         yield (await child.stdout.readline()).decode().strip()
     finally:
         child.stdin.close()
@@ -367,21 +371,15 @@ async def run(args: argparse.Namespace, root: Path) -> None:
                 await operate(args, root, url, github, git_server, targets)
 
 
-async def operate(
-    args: argparse.Namespace,
-    root: Path,
-    url: str,
-    github: github_api.GitHubDouble,
-    git_server: gitserver.GitServer,
-    targets: Sequence[Target],
-) -> None:
-    port = free_port()
+def serve_operator(url: str, port: int, work_dir: str) -> None:
+    """``--serve-operator``: the operator alone in its process (as in a cluster): its CPU time is its own, and the
+    driver, the GitHub double and the git server do not share its event loop or GIL. Serves until stdin closes."""
     ours = settings.Settings(
         retry_delay=1,
         liveness_port=0,
         metrics_port=0,
         namespaces=(NAMESPACE,),
-        work_dir=root / "work",
+        work_dir=Path(work_dir),
         webhook_port=port,
     )
     registry = kopf.OperatorRegistry()
@@ -391,10 +389,58 @@ async def operate(
         settings=lambda: ours,
         webhook_host="127.0.0.1",
     )
+
+    async def serve() -> None:
+        async with kube.run_operator(registry, url, namespaces=(NAMESPACE,), login=False, wait_seconds=60):
+            print("ready", flush=True)
+            await asyncio.to_thread(sys.stdin.read)
+
+    asyncio.run(serve())
+
+
+@contextlib.asynccontextmanager
+async def operator_process(url: str, port: int, work_dir: Path) -> AsyncIterator[int]:
+    """The operator in a child process, once kopf is ready; yields its pid."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *(["/tmp/diag/op.py"] if os.environ.get("DIAG") else ["-m", "bench.webhook_latency"]),
+        "--serve-operator",
+        url,
+        str(port),
+        str(work_dir),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[1],
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        if (await child.stdout.readline()).strip() != b"ready":
+            raise RuntimeError("the operator process did not start")
+        yield child.pid
+    finally:
+        child.stdin.close()
+        await child.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def operate(
+    args: argparse.Namespace,
+    root: Path,
+    url: str,
+    github: github_api.GitHubDouble,
+    git_server: gitserver.GitServer,
+    targets: Sequence[Target],
+) -> None:
+    port = free_port()
     async with (
         kube_client.KubeClient(kopf.ConnectionInfo(server=url)) as client,
         aiohttp.ClientSession() as session,
-        kube.run_operator(registry, url, namespaces=(NAMESPACE,), login=False, wait_seconds=60),
+        operator_process(url, port, root / "work") as pid,
     ):
         observer = Observer()
         watching = asyncio.create_task(observer.watch(session, url))
@@ -403,11 +449,25 @@ async def operate(
         settle = await settled(client, targets, args.settle_timeout)
         await kube.wait_for(lambda: listening(session, port), timeout=30, interval=0.2)
         hooked = targets[: max(1, len(targets) - args.polling_samples)]
+        pids = (pid, EMULATOR_PID[-1], os.getpid())
+        before, wall_before = [cpu_seconds(p) for p in pids], time.monotonic()
         samples = await webhook_phase(bench, hooked, args.rate, args.duration, args.timeout)
+        spent = [cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
+        cpu = Usage(*spent, time.monotonic() - wall_before)
         polled = await polling_phase(bench, targets[len(hooked) :], args.polling_samples, 2.5 * POLL_INTERVAL)
         watching.cancel()
         await asyncio.gather(watching, return_exceptions=True)
-        report(args, bench, samples, polled, settle)
+        report(args, bench, samples, polled, settle, cpu)
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """CPU seconds of each process during the webhook phase, and its wall time."""
+
+    cpu: float  # the operator
+    emulator: float  # the API server
+    driver: float  # this process: the GitHub double, the git server's front, the driver
+    wall: float
 
 
 async def listening(session: aiohttp.ClientSession, port: int) -> bool:
@@ -440,7 +500,12 @@ def describe(name: str, values: Sequence[float]) -> str:
 
 
 def report(
-    args: argparse.Namespace, bench: Bench, samples: list[Sample], polled: list[float | None], settle: float
+    args: argparse.Namespace,
+    bench: Bench,
+    samples: list[Sample],
+    polled: list[float | None],
+    settle: float,
+    usage: Usage,
 ) -> None:
     created, marked = bench.observer.created, bench.observer.marked
     planned = [created[s.plan] - s.sent for s in samples if s.plan in created]
@@ -453,6 +518,12 @@ def report(
     print(
         f"{args.environments} Environments over {args.repositories} repositories (first plans took {settle:.1f} s); "
         f"{len(samples)} push deliveries at {args.rate:g}/s for {args.duration:g} s"
+    )
+    print(
+        f"operator CPU during the webhook phase: {usage.cpu:.1f} s in {usage.wall:.1f} s "
+        f"({usage.cpu / max(usage.wall, 1e-9):.2f} of a core; "
+        f"{usage.cpu / max(1, len(samples)) * 1000:.1f} ms per push); beside it the API server emulator "
+        f"{usage.emulator:.1f} s and the driver with the GitHub double {usage.driver:.1f} s"
     )
     print(describe("delivery answered", [s.answer_seconds for s in samples]))
     print(describe("push -> Environment marked", marks))
@@ -486,9 +557,14 @@ def main_cli() -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds after which a Plan counts as lost")
     parser.add_argument("--settle-timeout", type=float, default=600.0, help="seconds for the first plans")
     parser.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-operator", nargs=3, metavar=("URL", "PORT", "WORK_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_emulator:
         serve_emulator()
+        return
+    if args.serve_operator:
+        url, port, work_dir = args.serve_operator
+        serve_operator(url, int(port), work_dir)
         return
     if args.polling_samples >= args.environments:
         parser.error("--polling-samples must leave Environments for the webhook phase")

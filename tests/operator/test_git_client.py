@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,10 @@ def remote(github: github_api.GitHubDouble, git_server: gitserver.GitServer) -> 
 
 
 @pytest.fixture
-def mirrors(tmp_path: Path) -> git.Mirrors:
-    return git.Mirrors(tmp_path / "mirrors", timeout=30)
+async def mirrors(tmp_path: Path) -> AsyncIterator[git.Mirrors]:
+    mirrors = git.Mirrors(tmp_path / "mirrors", timeout=30)
+    yield mirrors
+    await mirrors.close()
 
 
 async def test_ls_remote_fetch_and_read(
@@ -79,6 +82,7 @@ async def test_a_second_read_costs_what_changed_and_equals_a_cold_read(
     assert (mirrors.listings_full, mirrors.listings_patched, mirrors.blobs_read) == (1, 1, 4)
     cold = git.Mirrors(mirrors.root)
     assert await cold.read_tree(remote, second, "stacks/net") == warm
+    await cold.close()
     assert await mirrors.read_tree(remote, first, "stacks/net") == {  # going back is a cache hit
         "main.tf": b"a = 1\n",
         "modules/x/main.tf": b"b = 2\n",
@@ -113,6 +117,22 @@ async def test_commit_questions_are_answered_from_the_mirror(
     assert await mirrors.is_ancestor(remote, first, second)
     assert not await mirrors.is_ancestor(remote, second, first)
     assert not await mirrors.is_ancestor(remote, "f" * 40, second)
+
+
+async def test_a_dead_object_reader_is_replaced(
+    mirrors: git.Mirrors, remote: git.Remote, git_server: gitserver.GitServer
+) -> None:
+    await mirrors.fetch(remote, ["main"])
+    head = git_server.head("octo", "infra", "main") or ""
+    assert await mirrors.has_commit(remote, head)
+    reader = mirrors._reader(mirrors.path(remote))
+    assert reader._process is not None
+    reader._process.kill()
+    await reader._process.wait()
+    assert await mirrors.read_tree(remote, head, "stacks/net/main.tf") == {"main.tf": b"a = 1\n"}
+    assert reader._process is not None and reader._process.returncode is None  # a new one
+    await mirrors.close()
+    assert reader._process is None
 
 
 async def test_commit_and_push_change_only_what_is_asked(

@@ -84,7 +84,10 @@ async def clone(url: str, tmp_path: Path, branch: str) -> dict[str, bytes]:
     await mirrors.fetch(remote, [branch])
     head = await mirrors.head(remote, branch)
     assert head is not None
-    return await mirrors.read_tree(remote, head) or {}
+    try:
+        return await mirrors.read_tree(remote, head) or {}
+    finally:
+        await mirrors.close()
 
 
 async def test_create_is_idempotent_and_never_overwrites_a_non_empty_repository(

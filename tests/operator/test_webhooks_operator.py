@@ -231,6 +231,28 @@ async def test_a_push_marks_the_environments_of_that_branch_at_once(
     await annotation(infra, "Environment", "staging", "chkmate.dev/polledRevision", "staging@missing")
 
 
+async def test_a_pushed_commit_that_is_gone_by_the_time_git_looks_is_not_planned(
+    infra: Cluster, hooks: GitHubHooks, git_server: gitserver.GitServer
+) -> None:
+    """The Plan of a marked commit is created before any git work; when the commit turns out to have left the
+    branch (force-pushed away), that Plan is deleted and the branch's real head is planned."""
+    await infra.apply(environment("production", "main"))
+    first = git_server.head("acme", "infra", "main") or ""
+    await kube.wait_for(lambda: infra.get("Plan", f"production-{first[:10]}"), timeout=10)
+    await kube.wait_for(hooks.listening, timeout=10)
+    vanished = "5" * 40  # announced, but never reachable on the server
+    real = git_server.commit_files("acme", "infra", "main", {"README.md": "real\n"}, "the real head")
+    await hooks.accepted("push", push("main", vanished, before=first))
+    await kube.wait_for(lambda: infra.get("Plan", f"production-{real[:10]}"), timeout=10)
+
+    async def vanished_plan_gone() -> bool:
+        return await infra.get("Plan", f"production-{vanished[:10]}") is None
+
+    await kube.wait_for(vanished_plan_gone, timeout=10)
+    deleted = [r for r in infra.emulator if r.method == "DELETE" and r.name == f"production-{vanished[:10]}"]
+    assert deleted, "the vanished commit's Plan was created early, then deleted"
+
+
 async def test_deliveries_for_other_repositories_or_badly_signed_are_refused_and_counted(
     infra: Cluster, hooks: GitHubHooks, operator_memo: kopf.Memo
 ) -> None:

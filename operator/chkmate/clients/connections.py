@@ -1,8 +1,11 @@
 """GitHub clients per GitHubConnection, built from the Secrets the connection names.
 
-Each call reads the Secret(s) again (one GET), so a rotated key or token is used from the next reconcile
-on, without a restart; a client is reused while its configuration's fingerprint is unchanged, which keeps
-its token cache and ETag cache warm. I/O: reads Secrets through the Kubernetes client.
+:meth:`GitHubConnections.client` reads the Secret(s) again (one GET), so a rotated key or token is used
+without a restart; a client is reused while its configuration's fingerprint is unchanged, which keeps its
+token cache and ETag cache warm. The connection's own reconcile calls it (on every change of the connection
+or of its Secrets, which are watched); every other object calls :meth:`GitHubConnections.current`, which
+returns that client without reading the Secrets again while the connection's spec is unchanged.
+I/O: reads Secrets through the Kubernetes client.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ class GitHubConnections:
     # Told of every response: (namespace, connection, client, HTTP status; 0 when no response came).
     on_response: Callable[[str, str, github.GitHubClient, int], None] | None = None
     _clients: dict[Key, github.GitHubClient] = dataclasses.field(default_factory=dict)
+    _specs: dict[Key, connections.GitHubConnectionSpec] = dataclasses.field(default_factory=dict)
 
     async def client(
         self, kube_client: kube.KubeClient, namespace: str, name: str, spec: connections.GitHubConnectionSpec
     ) -> github.GitHubClient:
         auth = await read_auth(kube_client, namespace, spec)
         current = self._clients.get((namespace, name))
+        self._specs[(namespace, name)] = spec
         if current is not None and current.fingerprint == github.fingerprint(spec.api_url, auth):
             return current
         client = github.GitHubClient(spec.api_url, auth, timeout=self.timeout)
@@ -48,11 +53,22 @@ class GitHubConnections:
             await current.close()
         return client
 
+    async def current(
+        self, kube_client: kube.KubeClient, namespace: str, name: str, spec: connections.GitHubConnectionSpec
+    ) -> github.GitHubClient:
+        """The connection's client as its last reconcile built it (Secrets read only when there is none yet, or
+        the spec changed since)."""
+        found = self._clients.get((namespace, name))
+        if found is not None and self._specs.get((namespace, name)) == spec:
+            return found
+        return await self.client(kube_client, namespace, name, spec)
+
     def cached(self, namespace: str, name: str) -> github.GitHubClient | None:
         return self._clients.get((namespace, name))
 
     async def forget(self, namespace: str, name: str) -> None:
         client = self._clients.pop((namespace, name), None)
+        self._specs.pop((namespace, name), None)
         if client is not None:
             await client.close()
 

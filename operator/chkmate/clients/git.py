@@ -40,6 +40,7 @@ LISTING_CACHE_ENTRIES = 512  # (repository, commit, path) -> {path: blob sha}; t
 ANSWER_CACHE_ENTRIES = 4096  # immutable answers: commits present, commit messages, ancestry
 BLOB_MODES = frozenset({"100644", "100755", "120000"})  # files and symlinks; not submodules (160000)
 
+_SHA = re.compile(r"[0-9a-f]{40}")
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -113,6 +114,7 @@ class Mirrors:
         self._commits: collections.OrderedDict[tuple[str, str], bool] = collections.OrderedDict()
         self._messages: collections.OrderedDict[tuple[str, str], str] = collections.OrderedDict()
         self._ancestry: collections.OrderedDict[tuple[str, str, str], bool] = collections.OrderedDict()
+        self._readers: dict[Path, ObjectReader] = {}
         self.blobs_read = 0  # for benchmarks and tests: the work reads do
         self.listings_full = 0
         self.listings_patched = 0
@@ -122,6 +124,18 @@ class Mirrors:
 
     def lock(self, remote: Remote) -> asyncio.Lock:
         return self._locks[remote.url]
+
+    def _reader(self, mirror: Path) -> ObjectReader:
+        reader = self._readers.get(mirror)
+        if reader is None:
+            reader = self._readers[mirror] = ObjectReader(mirror, timeout=self.timeout)
+        return reader
+
+    async def close(self) -> None:
+        """Stop the long-lived ``cat-file`` processes (the mirrors stay on disk)."""
+        readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
+            await reader.close()
 
     async def ls_remote(self, remote: Remote) -> dict[str, str]:
         """``{ref: sha}`` of the remote's branches and tags: one round trip, no objects transferred."""
@@ -152,12 +166,12 @@ class Mirrors:
         """Whether the mirror holds ``commit`` (answers are cached: a mirror never loses objects)."""
         if (remote.url, commit) in self._commits:
             return True
-        if not re.fullmatch(r"[0-9a-f]{40}", commit) or not (self.path(remote) / "HEAD").exists():
+        if not _SHA.fullmatch(commit) or not (self.path(remote) / "HEAD").exists():
             return False
-        code, _ = await self._status(self.path(remote), "cat-file", "-e", f"{commit}^{{commit}}")
-        if code == 0:
+        found = (await self._reader(self.path(remote)).read([f"{commit}^{{commit}}"]))[0]
+        if found is not None:
             self._remember(self._commits, (remote.url, commit), True)
-        return code == 0
+        return found is not None
 
     async def refresh(self, remote: Remote, branch: str, *, max_age: float = 0.0) -> str | None:
         """The branch's head on the remote (one ls-remote), fetched into the mirror only if it moved.
@@ -232,17 +246,11 @@ class Mirrors:
         return listing
 
     async def _read_blobs(self, mirror: Path, shas: list[str]) -> None:
-        """Read ``shas`` into the blob cache with one ``git cat-file --batch``."""
-        out = await self._bytes(mirror, "cat-file", "--batch", stdin=("\n".join(shas) + "\n").encode())
-        at = 0
-        for sha in shas:
-            header_end = out.index(b"\n", at)
-            _, kind, size = out[at:header_end].decode().split(" ")
-            if kind != "blob":
-                raise GitError(f"git cat-file: {sha} is a {kind}, not a blob")
-            start = header_end + 1
-            self._store(sha, out[start : start + int(size)])
-            at = start + int(size) + 1
+        """Read ``shas`` into the blob cache through the mirror's long-lived ``cat-file --batch``."""
+        for sha, found in zip(shas, await self._reader(mirror).read(shas), strict=True):
+            if found is None or found[0] != "blob":
+                raise GitError(f"git cat-file: {sha} is {'missing' if found is None else 'a ' + found[0]}")
+            self._store(sha, found[1])
         self.blobs_read += len(shas)
 
     def _store(self, sha: str, data: bytes) -> None:
@@ -259,8 +267,10 @@ class Mirrors:
     async def commit_message(self, remote: Remote, commit: str) -> str:
         cached = self._messages.get((remote.url, commit))
         if cached is None:
-            raw = await self._bytes(self.path(remote), "cat-file", "commit", commit)
-            cached = raw.partition(b"\n\n")[2].decode(errors="replace")
+            found = (await self._reader(self.path(remote)).read([f"{commit}^{{commit}}"]))[0]
+            if found is None:
+                raise GitError(f"git cat-file: commit {commit} is not in the mirror")
+            cached = found[1].partition(b"\n\n")[2].decode(errors="replace")
             self._remember(self._messages, (remote.url, commit), cached)
         return cached
 
@@ -282,6 +292,16 @@ class Mirrors:
 
     async def commit(self, remote: Remote, *, parent: str | None, change: Change, message: str, author: Author) -> str:
         """A new commit on top of ``parent`` (None: a root commit) applying ``change``; nothing is pushed."""
+        started = time.monotonic()
+        try:
+            return await self._commit(remote, parent=parent, change=change, message=message, author=author)
+        finally:
+            if self.on_operation is not None:
+                self.on_operation("commit", time.monotonic() - started)
+
+    async def _commit(
+        self, remote: Remote, *, parent: str | None, change: Change, message: str, author: Author
+    ) -> str:
         mirror = await self._ensure(remote)
         with tempfile.TemporaryDirectory(prefix="chkmate-index-") as scratch:
             env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
@@ -366,6 +386,88 @@ class Mirrors:
         finally:
             if self.on_operation is not None:
                 self.on_operation(op, time.monotonic() - started)
+
+
+class ObjectReader:
+    """A long-lived ``git cat-file --batch`` on one mirror: objects are read with no process start.
+
+    Requests are serialized; each writes every name first and then reads every answer (asyncio buffers the
+    writes, so a large batch cannot deadlock on full pipes). Objects fetched after it started are found (git
+    looks for new packs when an object is missing). Any failure or timeout kills the process; the next
+    request starts a new one.
+    """
+
+    def __init__(self, mirror: Path, *, timeout: float) -> None:
+        self.mirror = mirror
+        self.timeout = timeout
+        self._process: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+
+    async def read(self, names: list[str]) -> list[tuple[str, bytes] | None]:
+        """``(type, content)`` of each object name (a sha, or ``sha^{commit}``), None for a missing one."""
+        async with self._lock:
+            for attempt in (1, 2):  # a process that died since the last request is replaced once
+                try:
+                    return await asyncio.wait_for(self._exchange(names), self.timeout)
+                except TimeoutError:
+                    await self._stop()
+                    raise GitError(f"git cat-file timed out after {self.timeout:.0f}s") from None
+                except (OSError, asyncio.IncompleteReadError, ValueError) as e:
+                    await self._stop()
+                    if attempt == 2:
+                        raise GitError(f"git cat-file failed: {e}") from e
+            raise AssertionError("unreachable")
+
+    async def _exchange(self, names: list[str]) -> list[tuple[str, bytes] | None]:
+        process = await self._start()
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write("".join(f"{name}\n" for name in names).encode())
+        answers: list[tuple[str, bytes] | None] = []
+        for _ in names:
+            header = (await process.stdout.readline()).decode()
+            if not header:
+                raise OSError("cat-file exited")
+            fields = header.split()
+            if len(fields) != 3 or not fields[2].isdigit():  # "<name> missing" / "<name> ambiguous"
+                answers.append(None)
+                continue
+            data = await process.stdout.readexactly(int(fields[2]) + 1)
+            answers.append((fields[1], data[:-1]))
+        await process.stdin.drain()
+        return answers
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        if self._process is None or self._process.returncode is not None:
+            self._process = await asyncio.create_subprocess_exec(
+                "git",
+                "cat-file",
+                "--batch",
+                cwd=self.mirror,
+                env=_environment(None),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                limit=1024 * 1024,
+            )
+        return self._process
+
+    async def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    async def close(self) -> None:
+        async with self._lock:
+            process, self._process = self._process, None
+            if process is not None and process.returncode is None:
+                assert process.stdin is not None
+                process.stdin.close()
+                try:
+                    await asyncio.wait_for(process.wait(), 5)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
 
 
 def posix_basename(path: str) -> str:

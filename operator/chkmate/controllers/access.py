@@ -69,5 +69,5 @@ async def github_access_for(
             reason=conds.Reasons.REPOSITORY_NOT_ALLOWED,
             retryable=True,
         )
-    client = await memo.github.client(memo.kube, namespace, connection, spec)
+    client = await memo.github.current(memo.kube, namespace, connection, spec)
     return Access(connection, spec, client)

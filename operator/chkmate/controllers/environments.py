@@ -1,11 +1,12 @@
 """Environment controller: a branch mapped to a deployment target; a Plan for every new head.
 
-On every change, poll mark (``chkmate.dev/polledRevision``) or plan update (``chkmate.dev/planStatus``):
-resolve the source, read ``.chkmate.yml`` at the head (an invalid file stops everything, naming key and
-line), create the Plan of the head if there is none (named after the commit, so creating it twice is
-harmless), mark older plans still waiting for approval as superseded, garbage-collect old plans beyond
-``planHistory``, and report the last plan and the last applied revision. I/O: git (ls-remote, fetch),
-Kubernetes (Plans).
+On every change, poll or webhook mark (``chkmate.dev/polledRevision``, whose commit is taken as the head
+without asking the remote again) or plan update (``chkmate.dev/planObserved``): resolve the source, read
+``.chkmate.yml`` at the head (an invalid file stops everything, naming key and line), create the Plan of the
+head if there is none (named after the commit, so creating it twice is harmless; a mark's commit gets its Plan
+before any git work, so a webhook is planned within one API call), mark older plans still
+waiting for approval as superseded, garbage-collect old plans beyond ``planHistory``, and report the last plan
+and the last applied revision. I/O: git (ls-remote, fetch), Kubernetes (Plans).
 """
 
 from __future__ import annotations
@@ -43,16 +44,26 @@ async def reconcile_environment(request: Request) -> Outcome:
             ),
         )
     polled = request.annotations.get(polling.POLLED_ANNOTATION, "")
-    head = await sources.head(memo, source, expected="" if request.requested else polled.rpartition(":")[2])
+    expected = "" if request.requested else sources.polled_commit(polled, source.branch)
+    mine = _plans(request)
+    early = None
+    if expected and not any(p.name == plan_name(request.name, expected) for p in mine):
+        # A mark names the new head: record its Plan before any git work, so that a push is planned within the
+        # time of one API call. The Plan checks .chkmate.yml itself before anything runs.
+        early = plan_name(request.name, expected)
+        await _create_plan(request, early, f"{source.branch}@sha1:{expected}")
+    head = await sources.head(memo, source, expected=expected)
+    if early is not None and head != expected:  # the marked commit left the branch (force-push) before we looked
+        await request.memo.kube.delete(kube.ours(kinds.PLAN.plural), request.namespace, early)
+        early = None
     sources.repo_config(await sources.files_at(memo, source, head))  # InvalidRepoConfig stops here
     revision = f"{source.branch}@sha1:{head}"
-    mine = _plans(request)
     name = plan_name(request.name, head)
-    if not any(p.name == name for p in mine):
+    if name != early and not any(p.name == name for p in mine):
         await _create_plan(request, name, revision)
-        for older in mine:
-            if older.status.get("phase") == "Planned" and not older.spec.get("pullRequest"):
-                await _mark_superseded(request, older.name, name)
+    for older in mine:  # every time: the index may have shown an older plan still Planning the last time
+        if older.name != name and older.status.get("phase") == "Planned" and not _superseded(older):
+            await _mark_superseded(request, older.name, name)
     await _collect_garbage(request, [p for p in mine if p.name != name])
     phases: collections.Counter[Any] = collections.Counter(p.status.get("phase") or "Pending" for p in mine)
     memo.metrics.plan_phases(request.namespace, request.name, phases)
@@ -90,6 +101,10 @@ async def _create_plan(request: Request, name: str, revision: str) -> None:
     except kube.Conflict:
         return  # created by an earlier reconcile whose status write was lost
     request.logger.info(f"Created Plan {name!r} for {revision}.")
+
+
+def _superseded(plan: indexing.Summary) -> bool:
+    return plans.SUPERSEDED_ANNOTATION in plan.annotations
 
 
 async def _mark_superseded(request: Request, plan: str, newer: str) -> None:
@@ -162,6 +177,8 @@ RECONCILER = reconciling.Reconciler(
 
 
 PLAN_OBSERVED_ANNOTATION = "chkmate.dev/planObserved"
+# The Environment already says "running" from the moment it creates a Plan: these phases tell it nothing new.
+UNREPORTED_PHASES = frozenset({None, "", "Pending", "Planning"})
 
 
 async def plan_moved(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
@@ -173,7 +190,7 @@ async def plan_moved(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) 
     """
     phase = body.get("status", {}).get("phase")
     env = body.get("spec", {}).get("environmentRef", {}).get("name")
-    if type is None or not phase or not env or body.get("spec", {}).get("pullRequest"):
+    if type is None or phase in UNREPORTED_PHASES or not env or body.get("spec", {}).get("pullRequest"):
         return
     value = f"{body.metadata.name}:{phase}"
     namespace = body.metadata.namespace or ""

@@ -89,6 +89,7 @@ class Memo:
             await self.metrics_server.cleanup()
             self.metrics_server = None
         await self.github.close()
+        await self.mirrors.close()
         if self._kube is not None:
             await self._kube.close()
             self._kube = None

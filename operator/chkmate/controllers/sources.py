@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,7 @@ class Source:
 
 # Environments and plans of one repository reconciling together share an ls-remote this recent (seconds).
 HEAD_MAX_AGE = 1.0
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 class InvalidRepoConfig(errors.ChkmateError):
@@ -107,14 +109,22 @@ def _parse(model: type[pydantic.BaseModel], raw: Mapping[str, Any], what: str) -
 async def head(memo: memos.Memo, source: Source, *, expected: str | None = None) -> str:
     """The branch head (fetched into the mirror if it moved); BranchNotFound when there is no such branch.
 
-    A listing up to :data:`HEAD_MAX_AGE` old is reused unless it lacks ``expected`` (the commit a poll or
-    webhook saw) or the caller passes ``expected=""`` to ask the remote now (a user's explicit request).
+    ``expected`` is the commit a poll or a webhook saw the branch at: it is the head as far as anyone knows
+    (the next move brings the next mark), so it is used without asking the remote again, once the mirror holds
+    it. Without it, a listing up to :data:`HEAD_MAX_AGE` old is reused; ``expected=""`` asks the remote now (a
+    user's explicit request).
     """
-    max_age = HEAD_MAX_AGE
-    if expected == "" or (expected and not await memo.mirrors.has_commit(source.remote, expected)):
-        max_age = 0.0
-    async with memo.mirrors.lock(source.remote):
-        found = await memo.mirrors.refresh(source.remote, source.branch, max_age=max_age)
+    mirrors = memo.mirrors
+    if expected and _SHA.fullmatch(expected):
+        async with mirrors.lock(source.remote):
+            if not await mirrors.has_commit(source.remote, expected):
+                await mirrors.fetch(source.remote, [source.branch])
+            if await mirrors.has_commit(source.remote, expected):
+                return expected
+        # Gone from the branch (force-pushed away): ask the remote where it is now.
+    max_age = 0.0 if expected is not None else HEAD_MAX_AGE
+    async with mirrors.lock(source.remote):
+        found = await mirrors.refresh(source.remote, source.branch, max_age=max_age)
     if found is None:
         raise errors.ChkmateError(
             f"Branch {source.branch!r} does not exist in {source.full_name}.",
@@ -122,6 +132,14 @@ async def head(memo: memos.Memo, source: Source, *, expected: str | None = None)
             retryable=True,
         )
     return found
+
+
+def polled_commit(polled: str | None, branch: str) -> str | None:
+    """The commit of a ``chkmate.dev/polledRevision`` mark (``<branch>@sha1:<commit>``) for ``branch``, if any."""
+    prefix = f"{branch}@sha1:"
+    if polled and polled.startswith(prefix) and _SHA.fullmatch(polled[len(prefix) :]):
+        return polled[len(prefix) :]
+    return None
 
 
 async def files_at(memo: memos.Memo, source: Source, commit: str) -> dict[str, bytes]:
