@@ -27,7 +27,7 @@ from chkmate import settings as settings_
 from chkmate.clients import jobs as job_client
 from chkmate.clients import kube as kube_client
 from chkmate.clients import storage
-from chkmate.controllers import plan_runs
+from chkmate.controllers import plan_runs, runners
 from chkmate.domain import jobs
 from tests.harness import github_api, gitserver, kube
 from tests.operator.conftest import NAMESPACE, Cluster, Starter, connect_repository
@@ -276,7 +276,7 @@ async def test_plan_and_apply_run_in_jobs_with_the_same_results_as_local(
     assert output is not None and "terraform_data.app" in output["data"]["plan.txt"]
 
     # The same bundle planned by the Local runner gives the same planId.
-    local = await plan_runs.Local(settings_.Settings(work_dir=tmp_path / "local")).plan(
+    local = await runners.Local(settings_.Settings(work_dir=tmp_path / "local")).plan(
         phase="plan",
         revision=bundle["revision"],
         files={p: jobs.unpack(d) or b"" for p, d in bundle["files"].items()},

@@ -7,6 +7,7 @@ themselves, with git and the real terraform, are tested in tests/operator/test_c
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -401,12 +402,25 @@ def test_usage_errors_are_one_line_and_exit_1(
     assert err.startswith(message) and err.count("\n") == 1
 
 
+COMMANDS = ("plan", "drift", "validate", "workflow", "scaffold", "import", "history", "run-job", "crds")
+
+
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("plan", "drift", "validate", "workflow", "scaffold", "import", "history", "crds"):
+    for command in COMMANDS:
         with pytest.raises(SystemExit) as exited:
             cli.main([command, "--help"])
         assert exited.value.code == 0
         assert f"usage: chkmate {command}" in capsys.readouterr().out
+
+
+def test_the_command_list_is_the_parsers_and_each_command_is_in_the_reference() -> None:
+    parser = cli.build_parser()
+    sub = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    assert tuple(sub.choices) == COMMANDS
+    reference = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    for command in COMMANDS:
+        assert f"\n### chkmate {command}\n" in reference, command
+        assert f"\nchkmate {command} " in reference, f"{command} is not in the SYNOPSIS"
 
 
 # ---- sources --------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import yaml
 from chkmate import API_VERSION, settings
 from chkmate.api import base, docgen, kinds, links
 from chkmate.api import conditions as conds
-from chkmate.controllers import connections, environments, plans, reconciling, repositories, templates
+from chkmate.controllers import connections, environments, plans, reconciling, repositories, runners, templates
 from chkmate.controllers import links as link_controller
 from chkmate.domain import sync
 
@@ -162,6 +162,13 @@ def test_documented_reasons_exist() -> None:
     for kind, docs in docgen.KIND_CONDITIONS.items():
         for doc in docs:
             assert set(doc.reasons) <= known, (kind, doc.type, set(doc.reasons) - known)
+
+
+def test_runner_job_failures_are_documented_on_the_plan() -> None:
+    documented = {doc.type: set(doc.reasons) for doc in docgen.KIND_CONDITIONS["Plan"]}
+    for error in (runners.RunFailed, runners.RunTimedOut):
+        assert error.reason in documented[conds.Types.PLANNED] & documented[conds.Types.APPLIED], error
+    assert docgen.FIELD_NOTES.get(("Environment", "spec.runner.mode")) is None  # the Job runner is built
 
 
 @pytest.mark.parametrize(

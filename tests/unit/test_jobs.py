@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from chkmate import cli, errors, settings
-from chkmate.api import environments
+from chkmate.api import conditions, environments
 from chkmate.clients import storage, terraform
-from chkmate.controllers import plan_runs
+from chkmate.controllers import plan_runs, runners
 from chkmate.domain import builtin, jobs, plans
 
 KUBERNETES_VERSION = "1.35"
@@ -395,7 +395,7 @@ async def test_a_bundle_run_elsewhere_gives_what_the_local_runner_gives(tmp_path
     config = settings.Settings(work_dir=tmp_path)
     files = {"stacks/app/main.tf": MAIN.encode()}
     state = storage.State(terraform=None, builtin=None)
-    local = await plan_runs.Local(config).plan(
+    local = await runners.Local(config).plan(
         phase="plan", revision=REVISION, files=files, state=state, inputs=inputs()
     )
     document = plan_runs.bundle("plan", revision=REVISION, files=files, state=state, inputs=inputs())
@@ -420,7 +420,7 @@ async def test_engine_errors_come_back_as_the_same_class_redacted(tmp_path: Path
     with pytest.raises(builtin.ConfigurationError) as raised:
         plan_runs.raise_error(result["error"])
     with pytest.raises(builtin.ConfigurationError) as local:
-        await plan_runs.Local(config).plan(
+        await runners.Local(config).plan(
             phase="plan", revision=REVISION, files=files, state=storage.State(None, None), inputs=inputs()
         )
     assert (raised.value.reason, raised.value.message) == (local.value.reason, local.value.message)
@@ -450,18 +450,18 @@ async def test_an_unexpected_failure_is_still_a_result_without_secrets(
 
     monkeypatch.setattr(plan_runs, "plan", broken)
     result = await plan_runs.run_bundle(config, document)
-    assert result["ok"] is False and result["error"]["reason"] == jobs.RUN_FAILED
+    assert result["ok"] is False and result["error"]["reason"] == conditions.Reasons.RUN_FAILED
     assert result["error"]["message"].startswith("The runner failed: RuntimeError: cannot reach")
     assert "wJalrXUtnFEMI" not in str(result)
     document["files"] = {"main.tf": "%%% not base64"}  # a damaged bundle: a result all the same
-    assert (await plan_runs.run_bundle(config, document))["error"]["reason"] == jobs.RUN_FAILED
+    assert (await plan_runs.run_bundle(config, document))["error"]["reason"] == conditions.Reasons.RUN_FAILED
 
 
 def test_the_runner_follows_the_environment_spec(tmp_path: Path) -> None:
     config = settings.Settings(work_dir=tmp_path)
     owner = {"apiVersion": "v1", "kind": "Plan", "metadata": {"name": "p", "uid": "u"}}
-    local = plan_runs.runner(config, None, "ns", spec=environments.Runner(), owner=owner, environment="e")  # type: ignore[arg-type]
-    job_runner = plan_runs.runner(
+    local = runners.runner(config, None, "ns", spec=environments.Runner(), owner=owner, environment="e")  # type: ignore[arg-type]
+    job_runner = runners.runner(
         config,
         None,
         "ns",
@@ -469,11 +469,11 @@ def test_the_runner_follows_the_environment_spec(tmp_path: Path) -> None:
         owner=owner,
         environment="e",  # type: ignore[arg-type]
     )
-    assert isinstance(local, plan_runs.Local) and not local.detached
-    assert isinstance(job_runner, plan_runs.Job) and job_runner.detached
+    assert isinstance(local, runners.Local) and not local.detached
+    assert isinstance(job_runner, runners.Job) and job_runner.detached
     with pytest.raises(errors.ChkmateError, match="CHKMATE_RUNNER_IMAGE") as raised:
         job_runner.job_request("plan", 60.0)
-    assert not isinstance(raised.value, plan_runs.RunFailed)  # no run failed: the Plan waits, it does not fail
+    assert not isinstance(raised.value, runners.RunFailed)  # no run failed: the Plan waits, it does not fail
 
 
 def test_run_job_has_help(capsys: pytest.CaptureFixture[str]) -> None:

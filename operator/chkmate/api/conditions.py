@@ -87,6 +87,9 @@ class Reasons:
     AWAITING_APPROVAL = "AwaitingApproval"
     SUPERSEDED = "Superseded"
     LOCKED = "Locked"
+    # Runner Jobs (spec.runner.mode Job) that end without a result from the engine.
+    RUN_FAILED = "RunFailed"
+    RUN_TIMED_OUT = "RunTimedOut"
     # Drift.
     NO_DRIFT = "NoDrift"
     INFRASTRUCTURE_DRIFT = "InfrastructureDrift"

@@ -210,12 +210,14 @@ KIND_CONDITIONS: Mapping[str, tuple[ConditionDoc, ...]] = {
         ConditionDoc(
             Types.READY,
             "Follows Planned only: a plan waiting for approval is Ready (see Approved and "
-            "status.phase); False and Stalled after a failed run.",
-            (*_RUN_REASONS, Reasons.LOCKED),
+            "status.phase); False and Stalled after a failed run. RunFailed (and Stalled) also when the Environment "
+            "runs in Jobs (runner.mode Job) and the operator has no runner image (CHKMATE_RUNNER_IMAGE).",
+            (*_RUN_REASONS, Reasons.LOCKED, Reasons.RUN_FAILED),
         ),
         ConditionDoc(
             Types.PLANNED,
-            "The plan ran (True, or Superseded by a newer plan of the branch) or failed (False).",
+            "The plan ran (True, or Superseded by a newer plan of the branch) or failed (False). With runner.mode "
+            "Job, RunFailed or RunTimedOut when the run's Job ended without a result (docs/runners.md).",
             (
                 Reasons.SUCCEEDED,
                 Reasons.PROGRESSING,
@@ -224,6 +226,8 @@ KIND_CONDITIONS: Mapping[str, tuple[ConditionDoc, ...]] = {
                 Reasons.ENGINE_NOT_FOUND,
                 Reasons.PATH_NOT_FOUND,
                 Reasons.INVALID_HCL,
+                Reasons.RUN_FAILED,
+                Reasons.RUN_TIMED_OUT,
             ),
         ),
         ConditionDoc(
@@ -233,8 +237,9 @@ KIND_CONDITIONS: Mapping[str, tuple[ConditionDoc, ...]] = {
         ),
         ConditionDoc(
             Types.APPLIED,
-            "The apply of the stored plan file succeeded (True) or failed (False).",
-            (Reasons.SUCCEEDED, Reasons.APPLY_FAILED),
+            "The apply of the stored plan file succeeded (True) or failed (False). With runner.mode Job, RunFailed or "
+            "RunTimedOut when the apply's Job ended without a result: the state Secret was not updated.",
+            (Reasons.SUCCEEDED, Reasons.APPLY_FAILED, Reasons.RUN_FAILED, Reasons.RUN_TIMED_OUT),
         ),
     ),
 }
@@ -272,8 +277,6 @@ RULES: Mapping[str, tuple[str, ...]] = {
 FIELD_NOTES: Mapping[tuple[str, str], str] = {
     ("Environment", "spec.engine"): "tofu runs the CHKMATE_TOFU_BINARY; the test suite runs terraform and builtin "
     "only (no tofu binary on its machines).",
-    ("Environment", "spec.runner.mode"): "Not built yet: every run is Local; Job is accepted and ignored.",
-    ("Environment", "spec.runner.podTemplate"): "Not used yet (the Job runner is not built).",
     ("Environment", "spec.planOnPullRequest"): "Needs the webhook receiver: pull requests are seen through "
     "pull_request deliveries only.",
     ("Environment", "spec.applyOnMerge"): "Needs the webhook receiver: merges are seen through pull_request "

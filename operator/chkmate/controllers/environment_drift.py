@@ -24,7 +24,7 @@ The main reconciler (:mod:`chkmate.controllers.environments`) writes the same st
 the status the daemon's body had when the check began, which may miss the main reconciler's last write: every
 outcome here is built on the status as stored at the end of the check (:func:`_outcome`).
 
-Runs go through the Environment's runner (:func:`plan_runs.runner`): subprocesses, or Kubernetes Jobs owned by the
+Runs go through the Environment's runner (:func:`runners.runner`): subprocesses, or Kubernetes Jobs owned by the
 Environment (phases ``drift``, ``refresh``, ``adopt-plan``, ``adopt-apply``), deleted once their result is read.
 
 I/O: git and GitHub, the engine (subprocesses) or runner Jobs, Kubernetes (the Environment, Plans, the state
@@ -55,7 +55,7 @@ from chkmate.api import common, environments, kinds
 from chkmate.api import conditions as conds
 from chkmate.api import plans as plan_models
 from chkmate.clients import git, github, kube, storage, terraform
-from chkmate.controllers import indexing, memos, plan_runs, plans, reconciling, registering, sources
+from chkmate.controllers import indexing, memos, plan_runs, plans, reconciling, registering, runners, sources
 from chkmate.domain import plans as plan_logic
 from chkmate.domain import redaction
 
@@ -391,11 +391,11 @@ async def _examine(request: Request, revision: str, seen: _StateSeen) -> tuple[_
     return _Run(source, files, inputs, seen.version), findings
 
 
-def _runner(request: Request) -> plan_runs.Runner:
+def _runner(request: Request) -> runners.Runner:
     """Where this check's runs happen: Jobs of a check are the Environment's, told apart by the check's time and
     deleted once read (checks never resume after a restart: the next check starts afresh)."""
     memo = request.memo
-    return plan_runs.runner(
+    return runners.runner(
         memo.settings,
         memo.kube,
         request.namespace,

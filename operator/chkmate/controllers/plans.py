@@ -6,7 +6,7 @@ still waits for approval Superseded. Approval binds to the planId: ``spec.approv
 applying, the stored plan file is checked against the hash recorded when it was planned. Plans of the branch
 take the environment's state lock; pull request plans do not. Pull request plans are reported on the pull
 request and approved through :mod:`chkmate.controllers.pull_requests` (hooks). Runs go through the
-Environment's runner (:func:`plan_runs.runner`): a subprocess, or a Kubernetes Job per run that a restarted
+Environment's runner (:func:`runners.runner`): a subprocess, or a Kubernetes Job per run that a restarted
 operator finds and waits for again (the state lock stays held while such a Job runs on). I/O: the engine
 (subprocesses) or runner Jobs, git, Secrets and ConfigMaps for outputs and state.
 """
@@ -26,7 +26,7 @@ from chkmate import errors
 from chkmate.api import conditions as conds
 from chkmate.api import environments, kinds, plans
 from chkmate.clients import kube, storage, terraform
-from chkmate.controllers import indexing, plan_runs, pull_requests, reconciling, registering, sources
+from chkmate.controllers import indexing, pull_requests, reconciling, registering, runners, sources
 from chkmate.domain import costs, security
 from chkmate.domain import plans as plan_logic
 
@@ -100,7 +100,7 @@ async def _plan(
         planned = await runner.plan(
             phase="plan", revision=revision, files=files, state=state, inputs=inputs, lock=False
         )
-    except (terraform.PlanFailed, terraform.EngineNotFound, terraform.PathNotFound, plan_runs.RunFailed) as e:
+    except (terraform.PlanFailed, terraform.EngineNotFound, terraform.PathNotFound, runners.RunFailed) as e:
         return await _failed(request, revision, conds.Types.PLANNED, e)
     except asyncio.CancelledError:
         keep_lock = runner.detached  # its Job runs on: the restarted operator waits for it, holding the lock
@@ -257,7 +257,7 @@ async def _apply(
         state = await storage.load_state(memo.kube, request.namespace, env.name)
         try:
             new_state = await runner.apply(phase="apply", files=files, state=state, inputs=inputs, artifact=artifact)
-        except plan_runs.RunFailed as e:
+        except runners.RunFailed as e:
             # The Job ended without a result: whatever its apply changed is not in the state Secret.
             memo.metrics.applied(request.namespace, env.name, "failed")
             unsaved = type(e)(f"{e.message} The state Secret was not updated: check what the apply changed.")
@@ -321,10 +321,10 @@ async def _failed(
     )
 
 
-def _runner(request: Request, environment: str, env_spec: environments.EnvironmentSpec) -> plan_runs.Runner:
+def _runner(request: Request, environment: str, env_spec: environments.EnvironmentSpec) -> runners.Runner:
     """Where this Plan's runs happen (spec.runner of its Environment); a Job runner's Jobs are the Plan's."""
     memo = request.memo
-    return plan_runs.runner(
+    return runners.runner(
         memo.settings,
         memo.kube,
         request.namespace,

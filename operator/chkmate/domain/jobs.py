@@ -11,8 +11,10 @@ module decides everything that needs no API server:
   ``/tmp`` as the workspace, ``restartPolicy: Never``) with ``spec.runner.podTemplate`` merged over it
   (:func:`merge`), ``backoffLimit: 0``, ``activeDeadlineSeconds`` from the run's timeout, a TTL, the owner
   reference and labels;
-* :func:`job_state`: Running, Succeeded, Failed (with the Job's reason and message) or Deleted; :func:`give_up_at`
-  when the operator stops waiting for a Job no controller finishes; :func:`pod_failure` why its pod ended;
+* :func:`job_state`: Running, Succeeded, Failed (with the Job's reason and message) or Deleted;
+  :func:`failure_reason` the condition reason of a run that ended without a result (``RunFailed`` or
+  ``RunTimedOut``, named in :class:`chkmate.api.conditions.Reasons`); :func:`give_up_at` when the operator stops
+  waiting for a Job no controller finishes; :func:`pod_failure` why its pod ended;
 * the codec: gzip JSON documents (:func:`encode`, :func:`decode`) and plan results on the wire.
 
 Pure: no I/O, no clock reads (callers pass times).
@@ -33,11 +35,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from chkmate import errors
+from chkmate.api import conditions
 from chkmate.domain import plans
-
-# Condition reasons of runs that end without a result from the engine (the Job failed, vanished or timed out).
-RUN_FAILED = "RunFailed"
-RUN_TIMED_OUT = "RunTimedOut"
 
 # What Kubernetes says when activeDeadlineSeconds passed (batch/v1 JobConditionReason).
 DEADLINE_EXCEEDED = "DeadlineExceeded"
@@ -304,7 +303,9 @@ def job_state(job: Mapping[str, Any] | None) -> JobState:
 
 
 def failure_reason(state: JobState) -> str:
-    return RUN_TIMED_OUT if state.reason == DEADLINE_EXCEEDED else RUN_FAILED
+    """The condition reason of a Job that ended without a result: RunTimedOut past its deadline, else RunFailed."""
+    timed_out = state.reason == DEADLINE_EXCEEDED
+    return conditions.Reasons.RUN_TIMED_OUT if timed_out else conditions.Reasons.RUN_FAILED
 
 
 def give_up_at(job: Mapping[str, Any], grace: float) -> datetime.datetime | None:
