@@ -182,6 +182,30 @@ async def test_invalid_hcl_fails_the_plan_naming_file_and_line(ready: Cluster, g
     await ready.wait_condition("Environment", "production", "Ready", "False", "PlanFailed")
 
 
+async def test_a_failed_apply_stalls_the_environment_until_a_new_commit(
+    ready: Cluster, git_server: gitserver.GitServer
+) -> None:
+    hook = 'resource "terraform_data" "hook" {\n  provisioner "local-exec" {\n    command = "exit 3"\n  }\n}\n'
+    failing = MAIN + hook
+    broken = git_server.commit_files("octo", "live", "main", {"stacks/app/main.tf": failing}, "a failing hook")
+    await ready.apply(environment("auto"))
+    plan = await plan_of(ready, broken, "Failed")
+    assert plan["status"]["planId"]  # planned, then the apply failed
+    env = await ready.wait_condition("Environment", "production", "Stalled", "True", "ApplyFailed")
+    stalled = next(c for c in env["status"]["conditions"] if c["type"] == "Stalled")
+    assert plan["metadata"]["name"] in stalled["message"]
+    ready_condition = next(c for c in env["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready_condition["status"], ready_condition["reason"]) == ("False", "ApplyFailed")
+    # Resources created before the hook failed are in the state: nothing the apply did is lost.
+    assert {r["name"] for r in (await state_of(ready))["resources"]} >= {"app", "db"}
+
+    fixed = git_server.commit_files("octo", "live", "main", {"stacks/app/main.tf": MAIN}, "drop the hook")
+    await ready.patch("Environment", "production", {"metadata": {"annotations": {"chkmate.dev/requestedAt": "2"}}})
+    await plan_of(ready, fixed, "Applied")
+    env = await ready.wait_condition("Environment", "production", "Ready", "True")
+    assert not [c for c in env["status"]["conditions"] if c["type"] == "Stalled"]
+
+
 async def test_an_invalid_chkmate_yml_stops_everything(ready: Cluster, git_server: gitserver.GitServer) -> None:
     git_server.commit_files("octo", "live", "main", {".chkmate.yml": CONFIG + "    engine: pulumi\n"}, "bad config")
     await ready.apply(environment("auto"))

@@ -150,7 +150,26 @@ def _report(
     )
     phase = latest.status.get("phase") if latest is not None else None
     planned = _planned_condition(current, phase, latest)
-    return Outcome(status=status, conditions=(planned,), ready_message=planned.message)
+    stalled = _apply_failed(current, phase, latest)
+    return Outcome(
+        status=status,
+        conditions=(planned,) if stalled is None else (planned, stalled),
+        ready_message=planned.message,
+    )
+
+
+def _apply_failed(name: str, phase: Any, latest: indexing.Summary | None) -> reconciling.Set | None:
+    """Stalled while the current plan failed after it was planned (its apply, e.g. after a merge): the
+    infrastructure may be half-changed and only a person (a fix, a new commit) can move it on."""
+    if phase not in FAILED or latest is None or not latest.status.get("planId"):
+        return None
+    return reconciling.Set(
+        conds.Types.STALLED,
+        conds.TRUE,
+        latest.ready_reason or conds.Reasons.APPLY_FAILED,
+        f"Applying Plan {name!r} failed: {latest.ready_message} The state Secret keeps what the apply left; "
+        "a new commit plans again.",
+    )
 
 
 def _planned_condition(name: str, phase: Any, latest: indexing.Summary | None) -> reconciling.Set:
