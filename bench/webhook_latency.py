@@ -20,7 +20,7 @@ whole operator's throughput, the first two measurements the webhook path's. Time
 polling).
 
 Run: ``.venv/bin/python -m bench.webhook_latency [--environments N] [--repositories R] [--rate N] [--duration S]
-[--polling-samples N]``
+[--polling-samples N]``; ``BENCH_PROFILE=<file>`` writes the operator process' cProfile statistics there.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import cProfile
 import dataclasses
 import hashlib
 import hmac
@@ -274,12 +275,20 @@ async def polling_phase(bench: Bench, targets: Sequence[Target], samples: int, t
     return list(await asyncio.gather(*(bounded(t, 1_000_000 + i) for i, t in enumerate(targets[:samples]))))
 
 
-def prepare_git(github: github_api.GitHubDouble, git_server: gitserver.GitServer, targets: Sequence[Target]) -> None:
-    """Repositories with one commit on main and a branch per Environment (one ``update-ref`` per repository)."""
-    for repository in sorted({t.repository for t in targets}):
+def prepare_git(
+    github: github_api.GitHubDouble,
+    git_server: gitserver.GitServer,
+    targets: Sequence[Target],
+    repositories: Sequence[str] = (),
+) -> None:
+    """Repositories (those of the targets, and ``repositories``) with one commit on main and a branch per
+    Environment (one ``update-ref`` per repository)."""
+    for repository in sorted({t.repository for t in targets} | set(repositories)):
         github.create_repo("acme", repository)
         head = git_server.commit_files("acme", repository, "main", {"main.tf": "# start\n"}, "init")
         branches = "".join(f"create refs/heads/{t.branch} {head}\n" for t in targets if t.repository == repository)
+        if not branches:
+            continue
         subprocess.run(
             ["git", "update-ref", "--stdin"],
             input=branches.encode(),
@@ -289,7 +298,10 @@ def prepare_git(github: github_api.GitHubDouble, git_server: gitserver.GitServer
 
 
 async def create_objects(
-    client: kube_client.KubeClient, github: github_api.GitHubDouble, targets: Sequence[Target]
+    client: kube_client.KubeClient,
+    github: github_api.GitHubDouble,
+    targets: Sequence[Target],
+    repositories: Sequence[str] = (),
 ) -> None:
     def ours(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -318,7 +330,7 @@ async def create_objects(
             },
         ),
     )
-    for repository in sorted({t.repository for t in targets}):
+    for repository in sorted({t.repository for t in targets} | set(repositories)):
         await client.create(
             kube_client.ours("githubrepositories"),
             NAMESPACE,
@@ -395,7 +407,13 @@ def serve_operator(url: str, port: int, work_dir: str) -> None:
             print("ready", flush=True)
             await asyncio.to_thread(sys.stdin.read)
 
-    asyncio.run(serve())
+    profile = os.environ.get("BENCH_PROFILE")  # a file to write the operator's cProfile statistics to
+    if not profile:
+        asyncio.run(serve())
+        return
+    profiler = cProfile.Profile()
+    profiler.runcall(asyncio.run, serve())
+    profiler.dump_stats(profile)
 
 
 @contextlib.asynccontextmanager
@@ -403,7 +421,8 @@ async def operator_process(url: str, port: int, work_dir: Path) -> AsyncIterator
     """The operator in a child process, once kopf is ready; yields its pid."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
-        *(["/tmp/diag/op.py"] if os.environ.get("DIAG") else ["-m", "bench.webhook_latency"]),
+        "-m",
+        "bench.webhook_latency",
         "--serve-operator",
         url,
         str(port),

@@ -33,6 +33,7 @@ import re
 import shutil
 import signal
 import tempfile
+import weakref
 import zipfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -154,23 +155,34 @@ class Engine:
         self.timeout = timeout
         self.grace = grace
         self._version: str | None = None
-        # The provider cache is not safe for concurrent `init`s (Terraform's docs say so): one at a time.
-        self._init_lock = asyncio.Lock()
 
     async def version(self) -> str:
-        """The engine's version, e.g. ``1.11.4`` (asked once). Raises :class:`EngineNotFound`."""
+        """The engine's version, e.g. ``1.11.4``: asked once per binary file (a replaced binary is asked again),
+        not once per run. Raises :class:`EngineNotFound`."""
         if self._version is None:
-            await asyncio.to_thread(self._prepare)
-            deadline = asyncio.get_running_loop().time() + self.timeout
-            done = await self._exec(["version", "-json"], cwd=self.work_root, env=self._env({}), deadline=deadline)
-            try:
-                self._version = str(json.loads(done.out)["terraform_version"])
-            except (ValueError, KeyError, TypeError):
-                raise EngineNotFound(
-                    f"{self.binary!r} does not answer `version -json` like {self.kind} does; "
-                    f"check the setting {self._setting}"
-                ) from None
+            path, identity = shutil.which(self.binary), None
+            if path is not None:
+                found = await asyncio.to_thread(os.stat, path)
+                identity = (path, found.st_mtime_ns, found.st_ino)
+            known = _VERSIONS.get(identity) if identity is not None else None
+            if known is None:
+                known = await self._ask_version()
+                if identity is not None:
+                    _VERSIONS[identity] = known
+            self._version = known
         return self._version
+
+    async def _ask_version(self) -> str:
+        await asyncio.to_thread(self._prepare)
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        done = await self._exec(["version", "-json"], cwd=self.work_root, env=self._env({}), deadline=deadline)
+        try:
+            return str(json.loads(done.out)["terraform_version"])
+        except (ValueError, KeyError, TypeError):
+            raise EngineNotFound(
+                f"{self.binary!r} does not answer `version -json` like {self.kind} does; "
+                f"check the setting {self._setting}"
+            ) from None
 
     async def plan(
         self, workspace: Workspace, *, destroy: bool = False, refresh_only: bool = False, lock: bool = True
@@ -264,7 +276,7 @@ class Engine:
             await asyncio.to_thread(shutil.rmtree, root, ignore_errors=True)
 
     async def _init(self, run: _Run) -> None:
-        async with self._init_lock:
+        async with _init_lock(self.work_root):
             await self._checked(run, ["init", *COMMON_FLAGS])
 
     async def _checked(self, run: _Run, args: list[str]) -> _Completed:
@@ -387,6 +399,20 @@ class _Run:
             if (self.module / name).is_file():
                 return (self.module / name).read_bytes()
         return previous
+
+
+# Engine versions by (binary path, mtime, inode): an Engine is made per run, the binary rarely changes.
+_VERSIONS: dict[tuple[str, int, int], str] = {}
+# The provider cache is not safe for concurrent `init`s (Terraform's docs say so): one at a time per work root,
+# across every Engine object (asyncio locks belong to one event loop, hence one set per loop).
+_INIT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _init_lock(work_root: Path) -> asyncio.Lock:
+    locks = _INIT_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(work_root.resolve(), asyncio.Lock())
 
 
 def _materialize(root: Path, workspace: Workspace, plan_file: bytes | None) -> Path:
