@@ -77,18 +77,25 @@ async def ready(chkmate: Cluster, github: github_api.GitHubDouble, git_server: g
     return chkmate
 
 
-async def applied(cluster: Cluster, git_server: gitserver.GitServer, mode: str = "auto", **drift: str) -> str:
-    """Create the Environment (drift checks every second), get its first plan applied, wait for NoDrift."""
+async def applied(
+    cluster: Cluster, git_server: gitserver.GitServer, mode: str = "auto", link: str | None = None, **drift: str
+) -> str:
+    """Create the Environment (drift checks every second), get its first plan applied, wait for NoDrift.
+
+    Its source is live@main:stacks/app, or the TemplateRepoLink ``link`` (which should point there)."""
     head = git_server.head("octo", "live", "main") or ""
+    source: dict[str, Any] = (
+        {"linkRef": {"name": link}}
+        if link is not None
+        else {"repositoryRef": {"name": "live"}, "branch": "main", "path": "stacks/app"}
+    )
     await cluster.apply(
         {
             "apiVersion": "chkmate.dev/v1alpha1",
             "kind": "Environment",
             "metadata": {"name": "production"},
             "spec": {
-                "repositoryRef": {"name": "live"},
-                "branch": "main",
-                "path": "stacks/app",
+                **source,
                 "engine": "terraform",
                 "approval": {"mode": mode},
                 "varsFrom": [{"kind": "ConfigMap", "name": "app-vars"}],
@@ -264,6 +271,32 @@ async def test_a_push_that_was_not_applied_is_source_drift(
     env = await ready.wait_condition("Environment", "production", "Drifted", "True", "SourceAhead")
     assert env["status"]["drift"]["resources"] == []
     assert f"is at {ahead[:12]}, ahead of the last applied commit" in env["status"]["drift"]["summary"]
+
+
+@needs_terraform
+async def test_a_linked_template_edited_against_its_pull_link_is_template_drift(
+    ready: Cluster, git_server: gitserver.GitServer, variables: Any
+) -> None:
+    await ready.apply({"apiVersion": "chkmate.dev/v1alpha1", "kind": "Template", "metadata": {"name": "app"},
+                       "spec": {"files": {"main.tf": "# filled by the link\n"}}})  # fmt: skip
+    await ready.apply({"apiVersion": "chkmate.dev/v1alpha1", "kind": "TemplateRepoLink", "metadata": {"name": "app"},
+                       "spec": {"templateRef": {"name": "app"}, "repositoryRef": {"name": "live"},
+                                "branch": "main", "path": "stacks/app", "syncDirection": "Pull",
+                                "interval": "1s"}})  # fmt: skip
+    await ready.wait_condition("TemplateRepoLink", "app", "Synced", "True", timeout=15)
+    await applied(ready, git_server, link="app")
+
+    # An edit in the cluster that a Pull link cannot carry to the repository: the Environment deploys the
+    # repository's code, which the Template no longer holds.
+    await ready.patch("Template", "app", {"spec": {"files": {"main.tf": MAIN + "# edited in the cluster\n"}}})
+    await ready.wait_condition("TemplateRepoLink", "app", "Ready", "False", "TemplateEdited", timeout=15)
+    env = await ready.wait_condition("Environment", "production", "Drifted", "True", "TemplateDiverged")
+    assert "TemplateRepoLink 'app'" in env["status"]["drift"]["summary"] and env["status"]["drift"]["detected"]
+    assert env["status"]["drift"]["resources"] == []  # the infrastructure did not move
+
+    # Taking the repository's side ends it.
+    await ready.patch("TemplateRepoLink", "app", {"metadata": {"annotations": {"chkmate.dev/resolve": "repo"}}})
+    await ready.wait_condition("Environment", "production", "Drifted", "False", "NoDrift", timeout=20)
 
 
 @needs_terraform

@@ -602,3 +602,20 @@ def test_a_pull_link_never_opens_a_conflict_pull_request() -> None:
     assert describe(sync.decide(merged_then_edited)) == ("Blocked", sync.TEMPLATE_EDITED)
     no_pull_request = facts(B, C, (A, A), direction="Pull", auto_sync=False, conflict=opened(B, None))
     assert describe(sync.decide(no_pull_request)) == ("Blocked", sync.TEMPLATE_EDITED)
+
+
+@pytest.mark.parametrize(
+    ("ready", "reason", "expected"),
+    [
+        ("False", "ConflictOpened", True),
+        ("False", sync.CONFLICT_CLOSED, True),
+        ("False", sync.TEMPLATE_EDITED, True),
+        ("False", "InvalidHCL", True),
+        ("False", sync.PUSH_PENDING, False),  # a Push link waiting for its request: the direction at work
+        ("False", "BranchNotFound", False),  # nothing to compare with: the Environment's own plan fails
+        ("Unknown", "Progressing", False),
+        ("True", "Succeeded", False),
+    ],
+)
+def test_which_link_states_are_divergence_beyond_the_direction(ready: str, reason: str, expected: bool) -> None:
+    assert sync.diverged(ready, reason) is expected

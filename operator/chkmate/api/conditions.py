@@ -94,6 +94,7 @@ class Reasons:
     NO_DRIFT = "NoDrift"
     INFRASTRUCTURE_DRIFT = "InfrastructureDrift"
     SOURCE_AHEAD = "SourceAhead"
+    TEMPLATE_DIVERGED = "TemplateDiverged"
     DRIFT_CHECK_FAILED = "DriftCheckFailed"
 
 

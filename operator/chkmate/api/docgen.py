@@ -196,11 +196,15 @@ KIND_CONDITIONS: Mapping[str, tuple[ConditionDoc, ...]] = {
         ConditionDoc(
             Types.DRIFTED,
             "Abnormal-true, written by the scheduled drift check: True when the infrastructure or the branch moved "
-            "away from the last applied revision; Unknown when the check failed or could not take the lock.",
+            "away from the last applied revision, or when the Template of the Environment's link differs from the "
+            "repository beyond what the link's direction explains (a conflict, a Template edited on a Pull link, "
+            "content from GitHub the Template cannot take); Unknown when the check failed or could not take the "
+            "lock.",
             (
                 Reasons.NO_DRIFT,
                 Reasons.INFRASTRUCTURE_DRIFT,
                 Reasons.SOURCE_AHEAD,
+                Reasons.TEMPLATE_DIVERGED,
                 Reasons.DRIFT_CHECK_FAILED,
                 Reasons.LOCKED,
             ),

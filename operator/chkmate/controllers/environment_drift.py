@@ -38,7 +38,6 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
-import json
 import logging
 import math
 import random
@@ -56,27 +55,21 @@ from chkmate.api import conditions as conds
 from chkmate.api import plans as plan_models
 from chkmate.clients import git, github, kube, storage, terraform
 from chkmate.controllers import indexing, memos, plan_runs, plans, reconciling, registering, runners, sources
-from chkmate.domain import plans as plan_logic
-from chkmate.domain import redaction
+from chkmate.domain import drift as drift_logic
+from chkmate.domain import sync
+from chkmate.domain.drift import Findings
 
 Request = reconciling.Request[environments.EnvironmentSpec, environments.EnvironmentStatus]
 Outcome = reconciling.Outcome[environments.EnvironmentStatus]
 
 DEFAULT_INTERVAL = common.parse_duration(environments.DriftDetection().interval)
-SHORT_SHA = 12
-PLAN_NAME_SHA = 10  # as the Environment controller names the Plan of a commit
-# Listed in the condition message / kept in status.drift.resources: statuses stay small whatever drifted.
-LISTED_IN_MESSAGE = 10
+# Kept in status.drift.resources: statuses stay small whatever drifted.
 LISTED_IN_STATUS = 100
 # Of the interval, either way: Environments that share a slot (hash collisions) do not start together. Less than
 # the half interval next_check_in keeps between checks, so a jittered check keeps its slot.
 JITTER = 0.05
 REPORT_FILE = ".chkmate/drift/{environment}.md"  # committed on the Adopt pull request's branch
 ADOPT_BRANCH = "chkmate/drift/{environment}-{digest}"
-# What a plan's create/delete means when the code is right and the infrastructure drifted.
-_MISSING = {"create": "missing from the infrastructure", "delete": "not in the code", "replace": "to be replaced"}
-# What a refresh-only plan's changes mean: Terraform found the object changed or gone.
-_CHANGED_OUTSIDE = {"delete": "deleted outside Terraform"}
 
 
 # Scheduling.
@@ -134,172 +127,9 @@ def _interval(spec: Mapping[str, Any]) -> float:
     return common.parse_duration(detection.interval)
 
 
-# What a check found (pure).
-
-
-@dataclasses.dataclass(frozen=True)
-class Findings:
-    """One completed check. ``planned``: the last applied revision planned against the state (what Reconcile
-    would do); ``outside``: the refresh-only plan (what changed outside Terraform; None when the engine cannot
-    tell); ``head_descends``: the branch head descends from the applied commit (False: history was rewritten)."""
-
-    revision: str
-    head: str
-    planned: plan_logic.PlanResult
-    outside: plan_logic.PlanResult | None
-    plan_id: str
-    head_descends: bool = True
-
-    @property
-    def applied_commit(self) -> str:
-        return commit_of(self.revision)
-
-    @property
-    def infrastructure(self) -> bool:
-        return self.planned.has_changes or (self.outside is not None and self.outside.has_changes)
-
-    @property
-    def source_ahead(self) -> bool:
-        return self.head != self.applied_commit
-
-    @property
-    def resources(self) -> tuple[str, ...]:
-        """Addresses of the drifted resources, from both plans."""
-        changes = [*self.planned.changes, *(self.outside.changes if self.outside is not None else ())]
-        return tuple(sorted({c.address for c in changes if c.changes_something}))
-
-
-def commit_of(revision: str) -> str:
-    return revision.rsplit(":", 1)[-1]
-
-
-def changed_attributes(change: plan_logic.ResourceChange) -> tuple[str, ...]:
-    """The top-level attributes whose values differ before and after (none for a create or delete)."""
-    if change.action in ("create", "delete"):
-        return ()
-    before, after = change.before or {}, change.after or {}
-    return tuple(sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key)))
-
-
-def summarize(findings: Findings) -> str:
-    """What drifted, in a few sentences: addresses and attribute names, never values."""
-    parts = []
-    if findings.infrastructure:
-        parts.append(_infrastructure_sentence(findings))
-    if findings.source_ahead:
-        parts.append(_source_sentence(findings))
-    return " ".join(parts) or (
-        f"No drift: the infrastructure matches {_short(findings.revision)} and the branch has not moved."
-    )
-
-
-def _infrastructure_sentence(findings: Findings) -> str:
-    planned = findings.planned
-    sentence = f"The infrastructure differs from {_short(findings.revision)}"
-    listed = _listed(planned, _MISSING)
-    sentence += f": {listed}" if listed else ""
-    if not planned.summary.empty:
-        sentence += f". Reconcile would: {planned.summary.line()}"
-    else:
-        sentence += ". Reconcile would update outputs only." if planned.has_changes else "."
-    if findings.outside is not None and findings.outside.has_changes:
-        sentence += f" Changed outside Terraform: {_listed(findings.outside, _CHANGED_OUTSIDE)}."
-    return sentence
-
-
-def _listed(result: plan_logic.PlanResult, words: Mapping[str, str]) -> str:
-    items = [
-        f"{c.address} ({', '.join(changed_attributes(c)) or words.get(c.action, c.action)})"
-        for c in result.changes
-        if c.changes_something
-    ]
-    outputs = sorted(name for name, action in result.output_changes.items() if action != "no-op")
-    more = len(items) - LISTED_IN_MESSAGE
-    items = items[:LISTED_IN_MESSAGE] + ([f"and {more} more"] if more > 0 else [])
-    if outputs:
-        items.append(f"outputs {', '.join(outputs)}")
-    return "; ".join(items)
-
-
-def _source_sentence(findings: Findings) -> str:
-    branch, head, applied = findings.revision.split("@", 1)[0], findings.head[:SHORT_SHA], findings.applied_commit
-    if findings.head_descends:
-        return f"Branch {branch} is at {head}, ahead of the last applied commit {applied[:SHORT_SHA]}."
-    return (
-        f"Branch {branch} is at {head} and no longer contains the last applied commit {applied[:SHORT_SHA]} "
-        "(its history was rewritten)."
-    )
-
-
-def _short(revision: str) -> str:
-    return revision[: revision.index(":") + 1 + SHORT_SHA] if ":" in revision else revision
-
-
 def drifted_condition(findings: Findings, note: str = "") -> reconciling.Set:
-    message = f"{summarize(findings)} {note}".strip()
-    if findings.infrastructure:
-        return reconciling.Set(conds.Types.DRIFTED, conds.TRUE, conds.Reasons.INFRASTRUCTURE_DRIFT, message)
-    if findings.source_ahead:
-        return reconciling.Set(conds.Types.DRIFTED, conds.TRUE, conds.Reasons.SOURCE_AHEAD, message)
-    return reconciling.Set(conds.Types.DRIFTED, conds.FALSE, conds.Reasons.NO_DRIFT, message)
-
-
-def report_text(findings: Findings) -> str:
-    """The drift Plan's output: the summary, then both plans as the engine printed them (already redacted)."""
-    sections = [
-        f"Drift check of {findings.revision} (branch head {findings.head}).",
-        summarize(findings),
-        "",
-        "# The last applied revision planned against the stored state (what Reconcile would do)",
-        findings.planned.text or findings.planned.summary.line(),
-    ]
-    if findings.outside is not None:
-        sections += [
-            "",
-            "# Refresh-only plan (what changed outside Terraform; what Adopt accepts into the state)",
-            findings.outside.text or findings.outside.summary.line(),
-        ]
-    return "\n".join(sections) + "\n"
-
-
-def pull_request_body(environment: str, findings: Findings, *, secrets: list[str]) -> str:
-    """The Adopt pull request's description (and the file it commits): what the code must say now."""
-    lines = [
-        f"The drift check of Environment `{environment}` found the infrastructure different from "
-        f"`{findings.revision}`. Its drift action is **Adopt**: the live values were accepted into the Terraform "
-        "state. Change the code so that it describes them, and delete this file; or close this pull request and "
-        "set `driftDetection.action: Reconcile` to undo the drift instead.",
-        "",
-        "## What differs (the infrastructure, then the code)",
-        "",
-    ]
-    for change in findings.planned.changes:
-        if change.changes_something:
-            lines += _change_lines(change)
-    for name, action in sorted(findings.planned.output_changes.items()):
-        if action != "no-op":
-            lines.append(f"- output `{name}`: {action}")
-    return redaction.redact("\n".join(lines) + "\n", secrets)
-
-
-def _change_lines(change: plan_logic.ResourceChange) -> list[str]:
-    where = f" ({change.file}:{change.line})" if change.file and change.line else ""
-    attributes = changed_attributes(change)
-    if not attributes:
-        return [f"- `{change.address}`{where}: {_MISSING.get(change.action, change.action)}"]
-    before, after = change.before or {}, change.after or {}
-    return [
-        f"- `{change.address}`{where}:",
-        *(
-            f"  - `{name}`: {json.dumps(before.get(name))}, the code says {json.dumps(after.get(name))}"
-            for name in attributes
-        ),
-    ]
-
-
-def adopt_digest(findings: Findings) -> str:
-    """Names the Adopt branch: the resource changes only, which adopting leaves as they are (outputs move)."""
-    return plan_logic.digest(plan_logic.PlanResult(changes=findings.planned.changes))[:PLAN_NAME_SHA]
+    status, reason = drift_logic.condition(findings)
+    return reconciling.Set(conds.Types.DRIFTED, status, reason, f"{drift_logic.summarize(findings)} {note}".strip())
 
 
 # The reconcile step.
@@ -357,7 +187,7 @@ async def _state_seen(request: Request) -> _StateSeen:
 
 
 async def _examine(request: Request, revision: str, seen: _StateSeen) -> tuple[_Run, Findings]:
-    memo, applied = request.memo, commit_of(revision)
+    memo, applied = request.memo, drift_logic.commit_of(revision)
     source = await sources.resolve(memo, request.indexes, request.namespace, request.spec)
     head = await sources.head(memo, source)
     files = await sources.files_at(memo, source, applied)
@@ -387,6 +217,7 @@ async def _examine(request: Request, revision: str, seen: _StateSeen) -> tuple[_
         outside=outside,
         plan_id=planned.plan_id,
         head_descends=descends,
+        template=_template_divergence(request),
     )
     return _Run(source, files, inputs, seen.version), findings
 
@@ -405,6 +236,19 @@ def _runner(request: Request) -> runners.Runner:
         salt=request.now.isoformat(),
         keep=False,
         logger=request.logger,
+    )
+
+
+def _template_divergence(request: Request) -> str | None:
+    """Why the Environment's linked Template differs from the repository beyond the link's direction, as the
+    link itself reports it (its three-way decision is the one source of truth); None without a link."""
+    ref = request.spec.link_ref
+    link = indexing.lookup(request.indexes, kinds.TEMPLATE_REPO_LINK, request.namespace, ref.name) if ref else None
+    if link is None or not sync.diverged(link.ready, link.ready_reason):
+        return None
+    return (
+        f"TemplateRepoLink {link.name!r} holds a Template that differs from the repository beyond what its "
+        f"direction explains ({link.ready_reason}): {link.ready_message}"
     )
 
 
@@ -447,7 +291,7 @@ async def _record(request: Request, findings: Findings) -> None:
         namespace,
         name,
         plan,
-        text=report_text(findings),
+        text=drift_logic.report_text(findings),
         plan_file=None,
         labels={"chkmate.dev/plan": name, "chkmate.dev/environment": request.name},
     )
@@ -496,7 +340,7 @@ async def _reconcile(request: Request, findings: Findings) -> str:
     busy = _plan_in_flight(request)
     if busy is not None:
         return f"Reconcile waits for Plan {busy!r} (running or waiting for approval)."
-    name = f"{request.name}-{findings.applied_commit[:PLAN_NAME_SHA]}-reconcile-{request.now:%Y%m%d%H%M%S}"
+    name = f"{request.name}-{findings.applied_commit[: drift_logic.PLAN_NAME_SHA]}-reconcile-{request.now:%Y%m%d%H%M%S}"
     await request.memo.kube.create(
         kube.ours(kinds.PLAN.plural),
         request.namespace,
@@ -539,7 +383,7 @@ def _plan_in_flight(request: Request) -> str | None:
 
 async def _adopt(request: Request, run: _Run, findings: Findings) -> str:
     source = run.source
-    branch = ADOPT_BRANCH.format(environment=request.name, digest=adopt_digest(findings))
+    branch = ADOPT_BRANCH.format(environment=request.name, digest=drift_logic.adopt_digest(findings))
     pulls = source.access.client.pulls(source.owner, source.name)
     existing = await pulls.find_open(branch, source.branch)
     if existing is not None:
@@ -608,7 +452,7 @@ async def _propose(request: Request, run: _Run, findings: Findings, branch: str)
     source, mirrors, settings = run.source, request.memo.mirrors, request.memo.settings
     inputs = run.inputs
     secrets = [*inputs.env.values(), *(inputs.vars[n] for n in inputs.sensitive_vars if n in inputs.vars)]
-    body = pull_request_body(request.name, findings, secrets=secrets)
+    body = drift_logic.pull_request_body(request.name, findings, secrets=secrets)
     change = git.Change(write={REPORT_FILE.format(environment=request.name): body.encode()})
     async with mirrors.lock(source.remote):
         commit = await mirrors.commit(
@@ -634,9 +478,9 @@ def _checked(request: Request, stored: environments.EnvironmentStatus, findings:
     drifted = drifted_condition(findings, note)
     _announce(request, stored, drifted)
     drift = environments.DriftStatus(
-        detected=findings.infrastructure or findings.source_ahead,
+        detected=findings.infrastructure or findings.source,
         checked_at=conds.timestamp(request.now),
-        summary=summarize(findings),
+        summary=drift_logic.summarize(findings),
         resources=findings.resources[:LISTED_IN_STATUS],
     )
     return _outcome(request, stored, drift=drift, drifted=drifted)

@@ -93,6 +93,11 @@ CONFLICT_CLOSED = "ConflictClosed"
 UNSUPPORTED_FILES = "UnsupportedFiles"
 PATH_MISMATCH = "PathMismatch"
 INVALID_ANNOTATION = "InvalidAnnotation"
+# What a link reports when its two sides differ and stay apart until a person acts. A pending push or pull is the
+# link's direction at work; these are not: a conflict, a template edited on a Pull link, content from GitHub the
+# template cannot take. An Environment built from such a link deploys code its Template does not hold.
+DIVERGED_REASONS = frozenset({Reasons.CONFLICT_OPENED, CONFLICT_CLOSED, TEMPLATE_EDITED, Reasons.INVALID_HCL,
+                              UNSUPPORTED_FILES})  # fmt: skip
 
 RESOLVE_ANNOTATION = "chkmate.dev/resolve"
 REQUEST_ANNOTATION = "chkmate.dev/requestedAt"
@@ -707,3 +712,9 @@ def add_event(
     if new is None or (history and history[0].model_copy(update={"at": new.at}) == new):
         return tuple(history[:keep])
     return (new, *history)[:keep]
+
+
+def diverged(link_ready: str, link_reason: str) -> bool:
+    """Whether a link (its Ready status and reason) holds a Template that differs from the repository beyond
+    what its direction explains."""
+    return link_ready == "False" and link_reason in DIVERGED_REASONS
