@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chkmate.domain import access
 from chkmate.webhooks import events
 
 DATA = Path(__file__).parents[1] / "data" / "webhooks"
@@ -163,3 +164,33 @@ def test_a_field_of_the_wrong_type_is_malformed(event: str, fixture: str, key: s
 
 def test_metric_labels_are_bounded() -> None:
     assert [events.label(name) for name in ("push", "ping", "star", "x" * 300)] == ["push", "ping", "other", "other"]
+
+
+def from_a_fork(fixture: str) -> dict[str, Any]:
+    document = payload(fixture)
+    pull = dict(document["pull_request"])
+    pull["head"] = {**pull["head"], "repo": {**pull["head"]["repo"], "full_name": "mallory/infra"}}
+    return {**document, "pull_request": pull}
+
+
+@pytest.mark.parametrize("fixture", ["pull_request-opened", "pull_request-synchronize", "pull_request-reopened"])
+def test_pull_requests_from_forks_are_never_planned(fixture: str) -> None:
+    assert events.route("pull_request", payload(fixture))  # the same pull request from the repository itself
+    assert events.route("pull_request", from_a_fork(fixture)) == []
+
+
+def test_a_closed_fork_pull_request_still_cleans_up() -> None:
+    assert events.route("pull_request", from_a_fork("pull_request-closed-unmerged"))
+
+
+@pytest.mark.parametrize(
+    ("head", "base", "fork"),
+    [
+        ({"repo": {"full_name": "acme/infra"}}, {"repo": {"full_name": "acme/infra"}}, False),
+        ({"repo": {"full_name": "mallory/infra"}}, {"repo": {"full_name": "acme/infra"}}, True),
+        ({"repo": None}, {"repo": {"full_name": "acme/infra"}}, True),  # the fork was deleted
+        ({}, {}, False),  # nothing to tell by
+    ],
+)
+def test_which_pull_requests_come_from_forks(head: dict[str, object], base: dict[str, object], fork: bool) -> None:
+    assert access.from_fork({"head": head, "base": base}) is fork

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chkmate import errors
 from chkmate.api.conditions import Reasons
+from chkmate.domain import access
 
 DEFAULT_TIMEOUT = 30.0
 TOKEN_REFRESH_MARGIN = datetime.timedelta(minutes=5)  # GitHub tokens live 1 h; renew well before.
@@ -469,6 +470,7 @@ class PullRequest:
     base_ref: str
     author: str
     merge_commit_sha: str | None = None  # once merged: the commit the base branch got (merge, squash or rebase)
+    fork: bool = False  # from another repository than its base (access.from_fork)
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> PullRequest:
@@ -483,6 +485,7 @@ class PullRequest:
             base_ref=data.get("base", {}).get("ref", ""),
             author=(data.get("user") or {}).get("login", ""),
             merge_commit_sha=data.get("merge_commit_sha") if merged else None,
+            fork=access.from_fork(data),
         )
 
 

@@ -6,8 +6,8 @@ Webhook side (called by :mod:`chkmate.controllers.webhook_marks`): :func:`plan_h
 state lock; :func:`close` deletes a closed pull request's Plans and, on a merge, records the pull request on the
 Environments of its base branch (:data:`MERGED_ANNOTATION`); :func:`command` runs comment commands from users with
 write access (GitHub's collaborator permission) and answers the others with a comment. A GitHub error there fails
-the delivery (500), so it can be redelivered. Pull requests from forks are out of scope: the Plan fetches the head
-branch from the base repository, where a fork's commit is not, so it fails rather than plan something else.
+the delivery (500), so it can be redelivered. Pull requests from forks are never planned (as Atlantis does by
+default: their code would run with the Environment's credentials); ``/chkmate`` commands on them say so.
 
 Plan side (hooks of :mod:`chkmate.controllers.plans`): :func:`plan_source` makes a pull request's Plan read its head
 branch; :func:`planned`, :func:`failed`, :func:`applied` and :func:`locked` report on the pull request with one
@@ -181,6 +181,13 @@ async def command(
     pull = await pulls.get(mark.number)
     if pull is None or pull.state != "open":
         await pulls.comment(mark.number, f"@{mark.author} {asked} works on open pull requests only.")
+        return
+    if pull.fork:
+        await pulls.comment(
+            mark.number,
+            f"@{mark.author} {asked}: pull requests from forks are never planned (their code would run with the "
+            "Environment's credentials). Push the branch to this repository to get a plan.",
+        )
         return
     targets = [c for c in planned_for(candidates, pull.base_ref) if mark.env in (None, c.name)]
     if not targets:

@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from chkmate.domain import access
+
 PUSH = "push"
 PULL_REQUEST = "pull_request"
 INSTALLATION = "installation"
@@ -143,6 +145,8 @@ def _pull_request(payload: Mapping[str, Any]) -> list[Mark]:
     action = _str(payload, "action")
     if action not in PULL_REQUEST_ACTIONS:
         return []
+    if access.from_fork(payload.get("pull_request") or {}) and action != "closed":
+        return []  # never planned: a fork's code would run with the Environment's credentials
     return [
         PullRequestMark(
             repo=_str(payload, "repository", "full_name"),
