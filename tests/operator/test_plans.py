@@ -115,6 +115,28 @@ async def test_auto_approval_plans_applies_and_keeps_state_in_a_secret(
     assert again["status"]["summary"] == {"add": 0, "change": 1, "destroy": 0}
 
 
+async def test_auto_deploy_in_chkmate_yml_approves_when_the_environment_does_not_say(
+    ready: Cluster, git_server: gitserver.GitServer
+) -> None:
+    head = git_server.commit_files(
+        "octo", "live", "main", {".chkmate.yml": CONFIG + "    autoDeploy: true\n"}, "auto-deploy production"
+    )
+    unset = environment()
+    del unset["spec"]["approval"]
+    await ready.apply(unset)
+    await plan_of(ready, head, "Applied")
+
+    # The Environment's own approval mode wins over the file.
+    await ready.patch("Environment", "production", {"spec": {"approval": {"mode": "manual"}}})
+    second = git_server.commit_files(
+        "octo", "live", "main", {"stacks/app/main.tf": MAIN.replace('"db-', '"database-')}, "rename db"
+    )
+    await ready.patch("Environment", "production", {"metadata": {"annotations": {"chkmate.dev/requestedAt": "1"}}})
+    manual = await plan_of(ready, second, "Planned")
+    approved = next(c for c in manual["status"]["conditions"] if c["type"] == "Approved")
+    assert (approved["status"], approved["reason"]) == ("False", "AwaitingApproval")
+
+
 async def test_a_commit_with_nothing_to_change_is_no_changes(ready: Cluster, git_server: gitserver.GitServer) -> None:
     head = git_server.head("octo", "live", "main")
     await ready.apply(environment("auto"))

@@ -1,9 +1,11 @@
 """The .chkmate.yml models and parser: valid files, and every kind of error with its line and key."""
 
+from typing import Any
+
 import pydantic
 import pytest
 
-from chkmate.api import repoconfig
+from chkmate.api import environments, repoconfig
 
 EXAMPLE = """\
 version: 1
@@ -346,3 +348,30 @@ def test_environment_for_branch() -> None:
     assert [name for name, _ in repoconfig.environment_for_branch(config, "main")] == ["net", "web"]
     assert repoconfig.environment_for_branch(config, "dev") == [("dev", config.environments["dev"])]
     assert repoconfig.environment_for_branch(config, "other") == []
+
+
+def env_spec(**fields: Any) -> environments.EnvironmentSpec:
+    return environments.EnvironmentSpec.model_validate({"repositoryRef": {"name": "live"}, **fields})
+
+
+DEFAULTS = repoconfig.EnvConfig(branch="main", auto_deploy=True, apply_on_merge=True, plan_on_pull_request=False)
+
+
+def test_unset_environment_fields_come_from_the_file() -> None:
+    spec = repoconfig.with_defaults(env_spec(), DEFAULTS, pull_request=False)
+    assert (spec.approval.mode, spec.apply_on_merge, spec.plan_on_pull_request) == ("auto", True, False)
+
+
+def test_what_the_environment_sets_wins() -> None:
+    given = env_spec(approval={"mode": "manual"}, applyOnMerge=False, planOnPullRequest=True)
+    spec = repoconfig.with_defaults(given, DEFAULTS, pull_request=False)
+    assert (spec.approval.mode, spec.apply_on_merge, spec.plan_on_pull_request) == ("manual", False, True)
+
+
+def test_a_pull_requests_own_file_approves_nothing() -> None:
+    spec = repoconfig.with_defaults(env_spec(), DEFAULTS, pull_request=True)
+    assert (spec.approval.mode, spec.apply_on_merge) == ("manual", False)
+
+
+def test_no_entry_changes_nothing() -> None:
+    assert repoconfig.with_defaults(env_spec(), None, pull_request=False) == env_spec()

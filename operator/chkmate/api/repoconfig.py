@@ -356,3 +356,25 @@ def _known_keys(loc: tuple[str, ...]) -> list[str]:
     if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
         return [field.alias or name for name, field in annotation.model_fields.items()]
     return []
+
+
+def with_defaults(
+    spec: environments.EnvironmentSpec, defaults: EnvConfig | None, *, pull_request: bool
+) -> environments.EnvironmentSpec:
+    """The Environment's spec with what it leaves unset taken from its ``.chkmate.yml`` entry: ``autoDeploy``
+    (``approval.mode: auto``), ``applyOnMerge`` and ``planOnPullRequest``. What the Environment sets wins.
+
+    The file is read at the commit being planned. A pull request's own file approves nothing: ``autoDeploy``
+    and ``applyOnMerge`` count for branch plans only (a merged file was reviewed; a proposed one was not).
+    """
+    if defaults is None:
+        return spec
+    given, update = spec.model_fields_set, dict[str, Any]()
+    if "plan_on_pull_request" not in given:
+        update["plan_on_pull_request"] = defaults.plan_on_pull_request
+    if not pull_request:
+        if "approval" not in given and defaults.auto_deploy:
+            update["approval"] = environments.Approval(mode="auto")
+        if "apply_on_merge" not in given:
+            update["apply_on_merge"] = defaults.apply_on_merge
+    return spec.model_copy(update=update)

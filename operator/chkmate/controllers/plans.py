@@ -24,7 +24,7 @@ import pydantic
 
 from chkmate import errors
 from chkmate.api import conditions as conds
-from chkmate.api import environments, kinds, plans
+from chkmate.api import environments, kinds, plans, repoconfig
 from chkmate.clients import kube, storage, terraform
 from chkmate.controllers import indexing, pull_requests, reconciling, registering, runners, sources
 from chkmate.domain import costs, security
@@ -74,6 +74,11 @@ async def reconcile_plan(request: Request) -> Outcome:
         )
     resolved = await sources.resolve(request.memo, request.indexes, request.namespace, env_spec)
     source = pull_requests.plan_source(resolved, request.spec)
+    commit = _commit(request.spec.revision) or _commit(status.revision)
+    if commit is not None:  # unset fields of the Environment come from .chkmate.yml at the planned commit
+        config = sources.repo_config(await sources.files_at(request.memo, source, commit))
+        defaults = config.environments.get(env.name) if config is not None else None
+        env_spec = repoconfig.with_defaults(env_spec, defaults, pull_request=request.spec.pull_request is not None)
     if status.phase in (None, "Pending", "Planning"):
         return await _plan(request, env, env_spec, source)
     return await _approve_and_apply(request, env, env_spec, source)
