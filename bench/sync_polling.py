@@ -51,11 +51,14 @@ class Index(dict[indexing.Key, list[indexing.Summary]]):
 
 async def polling_traffic(server: gitserver.GitServer, links: int, repositories: int, root: Path) -> tuple[int, int]:
     heads = {f"repo{r}": server.head("acme", f"repo{r}", "main") or "" for r in range(repositories)}
-    index = Index()
-    for repo_links in summaries(links, repositories, heads).values():
-        for link in repo_links:
-            index[("bench", link.name)] = [link]
-    indexes = {indexing.index_name(kinds.TEMPLATE_REPO_LINK): index, indexing.index_name(kinds.ENVIRONMENT): Index()}
+    by_repository = Index()  # as the operator's index of links by repository holds them
+    for repo, repo_links in summaries(links, repositories, heads).items():
+        by_repository[("bench", repo)] = repo_links
+    indexes = {
+        indexing.reference_index_name(kinds.TEMPLATE_REPO_LINK, "repository"): by_repository,
+        indexing.reference_index_name(kinds.ENVIRONMENT, "repository"): Index(),
+        indexing.reference_index_name(kinds.ENVIRONMENT, "link"): Index(),
+    }
     mirrors = git.Mirrors(root / "poller")
     server.traffic.reset()
     marked = 0

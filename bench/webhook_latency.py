@@ -20,7 +20,9 @@ whole operator's throughput, the first two measurements the webhook path's. Time
 polling).
 
 Run: ``.venv/bin/python -m bench.webhook_latency [--environments N] [--repositories R] [--rate N] [--duration S]
-[--polling-samples N]``; ``BENCH_PROFILE=<file>`` writes the operator process' cProfile statistics there.
+[--polling-samples N]``; ``BENCH_PROFILE=<file>`` (``BENCH_EMULATOR_PROFILE=<file>``) writes the operator's (the
+emulator's) cProfile statistics there; ``BENCH_OPERATOR_HOOK=<file.py>`` runs that file in the operator's
+process first (to instrument it).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import hmac
 import inspect
 import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -137,7 +140,13 @@ def serve_emulator() -> None:
             await asyncio.to_thread(sys.stdin.read)
             await emulator.close_watches()
 
-    asyncio.run(serve())
+    profile = os.environ.get("BENCH_EMULATOR_PROFILE")  # a file for the emulator's cProfile statistics
+    if not profile:
+        asyncio.run(serve())
+        return
+    profiler = cProfile.Profile()
+    profiler.runcall(asyncio.run, serve())
+    profiler.dump_stats(profile)
 
 
 @contextlib.asynccontextmanager
@@ -407,6 +416,8 @@ def serve_operator(url: str, port: int, work_dir: str) -> None:
             print("ready", flush=True)
             await asyncio.to_thread(sys.stdin.read)
 
+    if os.environ.get("BENCH_OPERATOR_HOOK"):  # a Python file run first, e.g. to wrap functions with timers
+        runpy.run_path(os.environ["BENCH_OPERATOR_HOOK"])
     profile = os.environ.get("BENCH_PROFILE")  # a file to write the operator's cProfile statistics to
     if not profile:
         asyncio.run(serve())

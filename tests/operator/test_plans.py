@@ -126,13 +126,15 @@ async def test_auto_deploy_in_chkmate_yml_approves_when_the_environment_does_not
     await ready.apply(unset)
     await plan_of(ready, head, "Applied")
 
-    # The Environment's own approval mode wins over the file.
-    await ready.patch("Environment", "production", {"spec": {"approval": {"mode": "manual"}}})
-    second = git_server.commit_files(
-        "octo", "live", "main", {"stacks/app/main.tf": MAIN.replace('"db-', '"database-')}, "rename db"
+
+async def test_the_environments_own_approval_mode_wins_over_chkmate_yml(
+    ready: Cluster, git_server: gitserver.GitServer
+) -> None:
+    head = git_server.commit_files(
+        "octo", "live", "main", {".chkmate.yml": CONFIG + "    autoDeploy: true\n"}, "auto-deploy production"
     )
-    await ready.patch("Environment", "production", {"metadata": {"annotations": {"chkmate.dev/requestedAt": "1"}}})
-    manual = await plan_of(ready, second, "Planned")
+    await ready.apply(environment("manual"))
+    manual = await plan_of(ready, head, "Planned")
     approved = next(c for c in manual["status"]["conditions"] if c["type"] == "Approved")
     assert (approved["status"], approved["reason"]) == ("False", "AwaitingApproval")
 

@@ -369,11 +369,10 @@ async def _reconcile(request: Request, findings: Findings) -> str:
 
 def _plan_in_flight(request: Request) -> str | None:
     """A branch plan of this Environment not finished yet (reconciling alongside it would race it)."""
-    for plan in indexing.all_of(request.indexes, kinds.PLAN, request.namespace):
+    for plan in indexing.referring(request.indexes, kinds.PLAN, "environment", request.namespace, request.name):
         spec = plan.spec
         if (
-            spec.get("environmentRef", {}).get("name") == request.name
-            and not spec.get("pullRequest")
+            not spec.get("pullRequest")
             and spec.get("kind", "plan") == "plan"
             and plan.status.get("phase") not in plans.TERMINAL
         ):

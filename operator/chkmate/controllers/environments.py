@@ -78,9 +78,8 @@ def _plans(request: Request) -> list[indexing.Summary]:
     """This environment's branch plans (pull request plans and drift reports are not runs of the branch)."""
     return [
         p
-        for p in indexing.all_of(request.indexes, kinds.PLAN, request.namespace)
-        if p.spec.get("environmentRef", {}).get("name") == request.name and not p.spec.get("pullRequest")
-        and p.spec.get("kind", "plan") == "plan"  # drift reports are no planned runs
+        for p in indexing.referring(request.indexes, kinds.PLAN, "environment", request.namespace, request.name)
+        if not p.spec.get("pullRequest") and p.spec.get("kind", "plan") == "plan"  # drift reports are not runs
     ]
 
 

@@ -8,7 +8,7 @@ once they are filled. No I/O of its own.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -91,6 +91,30 @@ def lookup(indexes: Mapping[str, Any], info: base.KindInfo, namespace: str, name
     return None
 
 
+# Secondary indexes: the objects of a kind by the object a spec field refers to, so that "the Plans of this
+# Environment" or "the links of this repository" cost what they hold, not a scan of every object of the kind.
+REFERENCES: tuple[tuple[base.KindInfo, str, tuple[str, ...]], ...] = (
+    (kinds.PLAN, "environment", ("environmentRef", "name")),
+    (kinds.TEMPLATE_REPO_LINK, "repository", ("repositoryRef", "name")),
+    (kinds.TEMPLATE_REPO_LINK, "template", ("templateRef", "name")),
+    (kinds.ENVIRONMENT, "repository", ("repositoryRef", "name")),
+    (kinds.ENVIRONMENT, "link", ("linkRef", "name")),
+)
+
+
+def reference_index_name(info: base.KindInfo, reference: str) -> str:
+    """E.g. ``plans_by_environment``: the kwarg name of the index of ``info`` by ``reference``."""
+    return f"{info.plural}_by_{reference}"
+
+
+def referring(
+    indexes: Mapping[str, Any], info: base.KindInfo, reference: str, namespace: str, name: str
+) -> list[Summary]:
+    """The objects of ``info`` whose ``reference`` (one of :data:`REFERENCES`) names ``name`` in ``namespace``."""
+    index: kopf.Index[Key, Summary] = indexes[reference_index_name(info, reference)]
+    return list(index.get((namespace, name), ()))
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     for info in kinds.KINDS:
 
@@ -99,6 +123,22 @@ def register(registry: kopf.OperatorRegistry) -> None:
             return {(summary.namespace, summary.name): summary}
 
         kopf.index(GROUP, VERSION, info.plural, id=index_name(info), registry=registry)(indexer)
+    for info, reference, path in REFERENCES:
+        kopf.index(GROUP, VERSION, info.plural, id=reference_index_name(info, reference), registry=registry)(
+            _by_reference(path)
+        )
+
+
+def _by_reference(path: tuple[str, ...]) -> Callable[..., dict[Key, Summary]]:
+    def indexer(body: kopf.Body, **_: Any) -> dict[Key, Summary]:
+        value: Any = body.get("spec", {})
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if not isinstance(value, str) or not value:
+            return {}
+        return {(body.metadata.namespace or "", value): summarize(body)}
+
+    return indexer
 
 
 def require(indexes: Mapping[str, Any], info: base.KindInfo, namespace: str, name: str, *, field: str) -> Summary:

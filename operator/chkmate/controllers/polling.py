@@ -42,12 +42,12 @@ class Dependent:
 
 
 def dependents(indexes: Mapping[str, Any], namespace: str, repository: str, default_branch: str) -> list[Dependent]:
-    """The links and environments that follow this repository (and are not suspended)."""
+    """The links and environments that follow this repository (and are not suspended), from the indexes by
+    reference: the cost is what follows the repository, not every object of the namespace."""
     found: list[Dependent] = []
-    link_repos = {}
-    for link in indexing.all_of(indexes, kinds.TEMPLATE_REPO_LINK, namespace):
-        link_repos[link.name] = (link.spec.get("repositoryRef", {}).get("name"), link.spec.get("branch", "main"))
-        if link_repos[link.name][0] == repository and not link.spec.get("suspend"):
+    links = indexing.referring(indexes, kinds.TEMPLATE_REPO_LINK, "repository", namespace, repository)
+    for link in links:
+        if not link.spec.get("suspend"):
             found.append(
                 Dependent(
                     kinds.TEMPLATE_REPO_LINK,
@@ -57,13 +57,13 @@ def dependents(indexes: Mapping[str, Any], namespace: str, repository: str, defa
                     str(link.spec.get("interval", "1m")),
                 )
             )
-    for env in indexing.all_of(indexes, kinds.ENVIRONMENT, namespace):
+    direct = indexing.referring(indexes, kinds.ENVIRONMENT, "repository", namespace, repository)
+    environments: list[tuple[indexing.Summary, str | None]] = [(env, None) for env in direct]
+    for link in links:
+        followers = indexing.referring(indexes, kinds.ENVIRONMENT, "link", namespace, link.name)
+        environments += [(env, str(link.spec.get("branch", "main"))) for env in followers]
+    for env, link_branch in environments:
         if env.spec.get("suspend"):
-            continue
-        repo, link_branch = env.spec.get("repositoryRef", {}).get("name"), None
-        if repo is None:
-            repo, link_branch = link_repos.get(env.spec.get("linkRef", {}).get("name"), (None, None))
-        if repo != repository:
             continue
         branch = env.spec.get("branch") or link_branch or default_branch
         last_plan = (env.status.get("lastPlan") or {}).get("revision")

@@ -276,10 +276,9 @@ async def _record_merge(
     patch = {"metadata": {"annotations": {MERGED_ANNOTATION: ",".join(map(str, merged))}}}
     await memo.kube.patch(kube.ours(kinds.ENVIRONMENT.plural), namespace, env.name, patch)
     # The merge commit's Plan may be waiting already (the push can arrive first): let it decide again.
-    for plan in indexing.all_of(indexes, kinds.PLAN, namespace):
+    for plan in indexing.referring(indexes, kinds.PLAN, "environment", namespace, env.name):
         if (
-            plan.spec.get("environmentRef", {}).get("name") == env.name
-            and not plan.spec.get("pullRequest")
+            not plan.spec.get("pullRequest")
             and plan.status.get("phase") == "Planned"
         ):
             poke = {"metadata": {"annotations": {reconciling.REQUESTED_AT_ANNOTATION: f"merged-pr{number}"}}}
@@ -580,8 +579,9 @@ def _merged(annotations: Mapping[str, str]) -> list[int]:
 def _plans_of(indexes: Mapping[str, Any], namespace: str, envs: set[str], number: int) -> list[indexing.Summary]:
     return [
         p
-        for p in indexing.all_of(indexes, kinds.PLAN, namespace)
-        if p.spec.get("pullRequest") == number and p.spec.get("environmentRef", {}).get("name") in envs
+        for env in sorted(envs)
+        for p in indexing.referring(indexes, kinds.PLAN, "environment", namespace, env)
+        if p.spec.get("pullRequest") == number
     ]
 
 

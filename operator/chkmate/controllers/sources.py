@@ -79,15 +79,11 @@ async def resolve(
         repository=repo_spec.full_name,
     )
     clone_url, default_branch = summary.status.get("cloneUrl"), summary.status.get("defaultBranch")
-    if not clone_url or not default_branch:  # the repository was not reconciled yet: ask GitHub
-        repo = await reach.client.repository(repo_spec.owner, repo_spec.name)
-        if repo is None:
-            raise errors.ChkmateError(
-                f"Repository {repo_spec.full_name} does not exist or cannot be seen.",
-                reason=conds.Reasons.REPOSITORY_NOT_FOUND,
-                retryable=True,
-            )
-        clone_url, default_branch = repo.clone_url, repo.default_branch
+    if not clone_url or not default_branch:
+        # Wait for the repository's own reconcile (it tells why it is not ready) rather than ask GitHub here:
+        # a thousand Environments retrying each second would each ask.
+        detail = f" ({summary.ready_reason}: {summary.ready_message})" if summary.ready_reason else ""
+        raise errors.DependencyNotReady(f"GitHubRepository {summary.name!r} has not found its repository yet{detail}.")
     return Source(
         owner=repo_spec.owner,
         name=repo_spec.name,

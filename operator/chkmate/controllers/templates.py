@@ -55,9 +55,9 @@ def _origin(synced_from: str, revision: str) -> tuple[templates.VersionSource, s
 
 async def _notify_links(request: Request, revision: str) -> None:
     """Stamp the new revision on the links of this template, so that they reconcile (autoSync pushes)."""
-    for link in indexing.all_of(request.indexes, kinds.TEMPLATE_REPO_LINK, request.namespace):
-        if link.spec.get("templateRef", {}).get("name") != request.name:
-            continue
+    for link in indexing.referring(
+        request.indexes, kinds.TEMPLATE_REPO_LINK, "template", request.namespace, request.name
+    ):
         if link.annotations.get(TEMPLATE_REVISION_ANNOTATION) == revision:
             continue
         patch = {"metadata": {"annotations": {TEMPLATE_REVISION_ANNOTATION: revision}}}
