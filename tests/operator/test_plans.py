@@ -127,6 +127,20 @@ async def test_auto_deploy_in_chkmate_yml_approves_when_the_environment_does_not
     await plan_of(ready, head, "Applied")
 
 
+async def test_a_new_approval_mode_holds_for_the_next_plan(ready: Cluster, git_server: gitserver.GitServer) -> None:
+    first = git_server.head("octo", "live", "main")
+    await ready.apply(environment("auto"))
+    await plan_of(ready, first, "Applied")
+    await ready.patch("Environment", "production", {"spec": {"approval": {"mode": "manual"}}})
+    second = git_server.commit_files(
+        "octo", "live", "main", {"stacks/app/main.tf": MAIN.replace('"db-', '"database-')}, "rename db"
+    )
+    await ready.patch("Environment", "production", {"metadata": {"annotations": {"chkmate.dev/requestedAt": "1"}}})
+    manual = await plan_of(ready, second, "Planned")
+    approved = next(c for c in manual["status"]["conditions"] if c["type"] == "Approved")
+    assert (approved["status"], approved["reason"]) == ("False", "AwaitingApproval")
+
+
 async def test_the_environments_own_approval_mode_wins_over_chkmate_yml(
     ready: Cluster, git_server: gitserver.GitServer
 ) -> None:

@@ -52,8 +52,12 @@ async def reconcile_plan(request: Request) -> Outcome:
         request.spec.environment_ref.name,
         field="spec.environmentRef",
     )
+    # The spec as stored now, not as the index last saw it: kopf updates an object's index entry when that
+    # object's worker takes the event, which waits while a handler of the object runs; a change of approval mode
+    # made just before a push must hold for the push's Plan.
+    fresh = await _environment_body(request, env.name)
     try:
-        env_spec = environments.EnvironmentSpec.model_validate(env.spec)
+        env_spec = environments.EnvironmentSpec.model_validate(fresh.get("spec") or {})
     except pydantic.ValidationError as e:
         raise errors.DependencyNotReady(f"Environment {env.name!r} has an invalid spec.") from e
     if status.phase == "Planned" and SUPERSEDED_ANNOTATION in request.annotations and not request.spec.pull_request:
