@@ -195,8 +195,9 @@ RECONCILER = reconciling.Reconciler(
 
 
 PLAN_OBSERVED_ANNOTATION = "chkmate.dev/planObserved"
-# The Environment already says "running" from the moment it creates a Plan: these phases tell it nothing new.
-UNREPORTED_PHASES = frozenset({None, "", "Pending", "Planning"})
+# Phases that tell the Environment nothing new: it says "running" from the moment it creates a Plan, and a
+# Plan is superseded by the one it just created (whose own phases it does hear of).
+UNREPORTED_PHASES = frozenset({None, "", "Pending", "Planning", "Superseded"})
 
 
 async def plan_moved(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:

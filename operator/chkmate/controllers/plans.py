@@ -14,7 +14,6 @@ operator finds and waits for again (the state lock stays held while such a Job r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime
 from typing import Any
@@ -35,7 +34,6 @@ Outcome = reconciling.Outcome[plans.PlanStatus]
 
 APPROVE_ANNOTATION = "chkmate.dev/approve"
 SUPERSEDED_ANNOTATION = "chkmate.dev/supersededBy"
-PLAN_STATUS_ANNOTATION = "chkmate.dev/planStatus"  # stamped on the Environment when a plan moves on
 TERMINAL = frozenset({"Applied", "Failed", "Superseded", "NoChanges"})
 
 
@@ -63,7 +61,6 @@ async def reconcile_plan(request: Request) -> Outcome:
     if status.phase == "Planned" and SUPERSEDED_ANNOTATION in request.annotations and not request.spec.pull_request:
         newer = request.annotations[SUPERSEDED_ANNOTATION]
         superseded = status.model_copy(update={"phase": "Superseded", "finished_at": conds.timestamp(request.now)})
-        await _notify_environment(request, "Superseded")
         return Outcome(
             status=superseded,
             conditions=(
@@ -154,7 +151,6 @@ async def _plan(
     )
     status = await pull_requests.planned(request, source, status, result.text, report, inputs)
     request.logger.info(f"Planned {revision}: {result.summary.line()} planId {planned.plan_id}.")
-    await _notify_environment(request, phase)
     planned_set = reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUCCEEDED, result.summary.line())
     if phase == "NoChanges":
         return Outcome(status=status, conditions=(planned_set,), ready_message=result.summary.line())
@@ -293,7 +289,6 @@ async def _apply(
     now = conds.timestamp(request.now)
     applied = status.model_copy(update={"phase": "Applied", "applied_at": now, "finished_at": now})
     request.logger.info(f"Applied {status.revision} (planId {status.plan_id}).")
-    await _notify_environment(request, "Applied")
     await pull_requests.applied(request, applied)
     message = f"Applied {status.revision}."
     return Outcome(
@@ -318,7 +313,6 @@ async def _failed(
         update={"phase": "Failed", "revision": revision, "finished_at": conds.timestamp(request.now)}
     )
     request.logger.error(f"The run failed: {error.message}")
-    await _notify_environment(request, "Failed")
     await pull_requests.failed(request, revision, condition, error)
     return Outcome(
         status=failed,
@@ -366,15 +360,6 @@ async def _environment_body(request: Request, name: str) -> dict[str, Any]:
     if found is None:
         raise errors.DependencyNotFound(f"Environment {name!r} is gone.")
     return found
-
-
-async def _notify_environment(request: Request, phase: str) -> None:
-    """Let the Environment reconcile (its status shows the last plan and the last applied revision)."""
-    patch = {"metadata": {"annotations": {PLAN_STATUS_ANNOTATION: f"{request.name}:{phase}"}}}
-    with contextlib.suppress(kube.NotFound):  # the Environment is being deleted with its plans
-        await request.memo.kube.patch(
-            kube.ours(kinds.ENVIRONMENT.plural), request.namespace, request.spec.environment_ref.name, patch
-        )
 
 
 def _parse_time(text: str | None) -> datetime.datetime:
