@@ -185,7 +185,10 @@ def state_secret(environment: str) -> str:
 
 
 async def load_state(client: kube.KubeClient, namespace: str, environment: str) -> State:
-    secret = await client.get(kube.SECRETS, namespace, state_secret(environment))
+    return _state_of(await client.get(kube.SECRETS, namespace, state_secret(environment)))
+
+
+def _state_of(secret: Mapping[str, Any] | None) -> State:
     data = (secret or {}).get("data") or {}
     return State(terraform=_unpack(data.get(STATE_KEY)), builtin=_unpack(data.get(BUILTIN_KEY)))
 
@@ -213,8 +216,9 @@ async def acquire_lock(
     *,
     now: datetime.datetime,
     stale_after: datetime.timedelta,
-) -> None:
-    """Take the environment's state lock for ``holder``, or raise :class:`Locked` naming who holds it."""
+) -> State:
+    """Take the environment's state lock for ``holder``, or raise :class:`Locked` naming who holds it; the state
+    the Secret holds (read in the same round trip: whoever holds the lock is the only writer)."""
     name = state_secret(environment)
     secret = await client.get(kube.SECRETS, namespace, name)
     if secret is None:
@@ -238,13 +242,14 @@ async def acquire_lock(
         "metadata": {"resourceVersion": secret["metadata"]["resourceVersion"], "annotations": {LOCK_ANNOTATION: value}}
     }
     try:
-        await client.patch(kube.SECRETS, namespace, name, patch)
+        locked = await client.patch(kube.SECRETS, namespace, name, patch)
     except kube.Conflict as e:  # someone else took it between our read and our write
         raise Locked(
             f"The state of {environment!r} was locked by another run just now.",
             lock=Lock("another run", now),
             stale=False,
         ) from e
+    return _state_of(locked)
 
 
 async def release_lock(client: kube.KubeClient, namespace: str, environment: str, holder: str) -> None:

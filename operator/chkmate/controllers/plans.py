@@ -81,12 +81,16 @@ async def reconcile_plan(request: Request) -> Outcome:
         defaults = config.environments.get(env.name) if config is not None else None
         env_spec = repoconfig.with_defaults(env_spec, defaults, pull_request=request.spec.pull_request is not None)
     if status.phase in (None, "Pending", "Planning"):
-        return await _plan(request, env, env_spec, source)
+        return await _plan(request, env, env_spec, source, fresh)
     return await _approve_and_apply(request, env, env_spec, source)
 
 
 async def _plan(
-    request: Request, env: indexing.Summary, env_spec: environments.EnvironmentSpec, source: sources.Source
+    request: Request,
+    env: indexing.Summary,
+    env_spec: environments.EnvironmentSpec,
+    source: sources.Source,
+    env_body: dict[str, Any],
 ) -> Outcome:
     spec, memo = request.spec, request.memo
     commit = _commit(spec.revision) or await sources.head(memo, source)
@@ -94,15 +98,13 @@ async def _plan(
     files = await sources.files_at(memo, source, commit)
     config = sources.repo_config(files)
     inputs = await sources.inputs(memo, request.namespace, env.name, env_spec, source, config, destroy=spec.destroy)
-    env_body = await _environment_body(request, env.name)
     holder = f"Plan/{request.name}"
     takes_lock = spec.pull_request is None
     runner = _runner(request, env.name, env_spec)
-    if takes_lock:
-        await _lock(request, env.name, env_body, holder, inputs.timeout)
+    locked = await _lock(request, env.name, env_body, holder, inputs.timeout) if takes_lock else None
     keep_lock = False
     try:
-        state = await storage.load_state(memo.kube, request.namespace, env.name)
+        state = locked or await storage.load_state(memo.kube, request.namespace, env.name)
         planned = await runner.plan(
             phase="plan", revision=revision, files=files, state=state, inputs=inputs, lock=False
         )
@@ -256,10 +258,9 @@ async def _apply(
     env_body = await _environment_body(request, env.name)
     holder = f"Plan/{request.name}"
     runner = _runner(request, env.name, env_spec)
-    await _lock(request, env.name, env_body, holder, inputs.timeout)
+    state = await _lock(request, env.name, env_body, holder, inputs.timeout)
     keep_lock = False
     try:
-        state = await storage.load_state(memo.kube, request.namespace, env.name)
         try:
             new_state = await runner.apply(phase="apply", files=files, state=state, inputs=inputs, artifact=artifact)
         except runners.RunFailed as e:
@@ -339,9 +340,12 @@ def _runner(request: Request, environment: str, env_spec: environments.Environme
     )
 
 
-async def _lock(request: Request, env: str, env_body: dict[str, Any], holder: str, timeout: float) -> None:
+async def _lock(
+    request: Request, env: str, env_body: dict[str, Any], holder: str, timeout: float
+) -> storage.State:
+    """Take the state lock; the state as the lock found it."""
     try:
-        await storage.acquire_lock(
+        return await storage.acquire_lock(
             request.memo.kube,
             request.namespace,
             env,
