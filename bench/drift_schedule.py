@@ -1,8 +1,8 @@
 """Benchmark: how drift checks of 500 Environments with a 1h interval spread over the hour, against the limit.
 
 Simulates the drift daemons of :mod:`chkmate.controllers.environment_drift` on virtual time (looptime): each
-Environment waits :func:`environment_drift.check_delay` on the loop's clock, then queues for the operator-wide
-:func:`environment_drift.gate` (``Settings.drift_concurrency``) and holds it for ``--duration`` seconds (one
+Environment waits :func:`drift_schedule.check_delay` on the loop's clock, then queues for the operator-wide
+:func:`drift_schedule.gate` (``Settings.drift_concurrency``) and holds it for ``--duration`` seconds (one
 check). Compared with two other schedules on the same gate:
 
 * unjittered (the baseline): every daemon waits exactly one interval from the operator's start, as a plain
@@ -31,7 +31,7 @@ from pathlib import Path
 import looptime
 
 from chkmate import settings
-from chkmate.controllers import environment_drift, memos
+from chkmate.controllers import drift_schedule, memos
 
 BUCKETS = 12  # five minutes each over a 1h interval
 BAR_WIDTH = 40
@@ -57,14 +57,14 @@ def schedules(interval: float) -> dict[str, Schedule]:
     return {
         "unjittered": lambda key, now, rng: interval,
         "jitter only": lambda key, now, rng: interval * rng.uniform(0.9, 1.1),
-        "chkmate": lambda key, now, rng: environment_drift.check_delay(now, interval, key, rng.uniform(-1, 1)),
+        "chkmate": lambda key, now, rng: drift_schedule.check_delay(now, interval, key, rng.uniform(-1, 1)),
     }
 
 
 async def simulate(schedule: Schedule, keys: list[str], *, limit: int, duration: float, horizon: float) -> Run:
     with tempfile.TemporaryDirectory() as work:
         memo = memos.Memo(settings=settings.Settings(drift_concurrency=limit, work_dir=Path(work)))
-        gate, run, rng = environment_drift.gate(memo), Run(), random.Random(7)
+        gate, run, rng = drift_schedule.gate(memo), Run(), random.Random(7)
         loop = asyncio.get_running_loop()
 
         async def daemon(key: str) -> None:

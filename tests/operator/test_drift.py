@@ -22,7 +22,7 @@ import pytest
 from chkmate import settings as settings_
 from chkmate.clients import kube as kube_client
 from chkmate.clients import storage
-from chkmate.controllers import environment_drift
+from chkmate.controllers import drift_schedule, environment_drift
 from tests.fixtures import TOKEN
 from tests.harness import github_api, gitserver, kube
 from tests.operator.conftest import NAMESPACE, Cluster, connect_repository
@@ -344,8 +344,8 @@ async def test_no_check_while_a_plan_holds_the_state_lock(
 
 @pytest.mark.parametrize("now", [0.0, 1234.5, 3599.0, 7200.0, 1e9 + 17])
 def test_checks_fall_on_the_environments_slot_at_least_half_an_interval_away(now: float) -> None:
-    interval, phase = 3600.0, environment_drift.phase_of("default/production", 3600.0)
-    delay = environment_drift.next_check_in(now, interval, phase)
+    interval, phase = 3600.0, drift_schedule.phase_of("default/production", 3600.0)
+    delay = drift_schedule.next_check_in(now, interval, phase)
     assert interval / 2 <= delay < 1.5 * interval
     assert (now + delay - phase) % interval == pytest.approx(0, abs=1e-6) or (
         (now + delay - phase) % interval == pytest.approx(interval, abs=1e-6)
@@ -355,11 +355,11 @@ def test_checks_fall_on_the_environments_slot_at_least_half_an_interval_away(now
 def test_a_check_run_early_or_late_by_the_jitter_keeps_its_slot() -> None:
     interval, phase = 3600.0, 1000.0
     for ran_at in (1000.0 - 0.1 * interval, 1000.0, 1000.0 + 0.1 * interval):
-        assert ran_at + environment_drift.next_check_in(ran_at, interval, phase) == pytest.approx(phase + interval)
+        assert ran_at + drift_schedule.next_check_in(ran_at, interval, phase) == pytest.approx(phase + interval)
 
 
 def test_phases_spread_environments_over_the_interval() -> None:
-    phases = [environment_drift.phase_of(f"uid-{i}", 3600.0) for i in range(500)]
+    phases = [drift_schedule.phase_of(f"uid-{i}", 3600.0) for i in range(500)]
     per_five_minutes = [sum(1 for p in phases if start <= p < start + 300) for start in range(0, 3600, 300)]
     assert all(0 <= p < 3600 for p in phases)
     assert max(per_five_minutes) < 2 * 500 / 12  # no bucket holds twice its share

@@ -4,7 +4,7 @@ the infrastructure (infrastructure drift) and with the branch (source drift), an
 A kopf daemon per Environment (:func:`register`) runs :data:`RECONCILER` every ``spec.driftDetection.interval``.
 Each Environment checks on its own phase of the interval (a hash of its uid), so checks spread over the interval
 whenever the operator started, with ±5 % jitter on top; at most ``Settings.drift_concurrency`` checks run at once
-operator-wide (:func:`gate`). A check:
+operator-wide (:func:`drift_schedule.gate`). A check:
 
 * is skipped while drift detection is disabled, the Environment is suspended, nothing was applied yet, or the
   state lock is held (a plan or apply runs; the ``Drifted`` message says so and the next turn tries again);
@@ -33,28 +33,30 @@ Secret, outputs).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import datetime
-import hashlib
 import logging
-import math
-import random
-import time
-import weakref
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
-import pydantic
 
 from chkmate import API_VERSION, GROUP, VERSION, errors
-from chkmate.api import common, environments, kinds
 from chkmate.api import conditions as conds
+from chkmate.api import environments, kinds
 from chkmate.api import plans as plan_models
 from chkmate.clients import git, github, kube, storage, terraform
-from chkmate.controllers import indexing, memos, plan_runs, plans, reconciling, registering, runners, sources
+from chkmate.controllers import (
+    drift_schedule,
+    indexing,
+    memos,
+    plan_runs,
+    plans,
+    reconciling,
+    registering,
+    runners,
+    sources,
+)
 from chkmate.domain import drift as drift_logic
 from chkmate.domain import sync
 from chkmate.domain.drift import Findings
@@ -62,69 +64,10 @@ from chkmate.domain.drift import Findings
 Request = reconciling.Request[environments.EnvironmentSpec, environments.EnvironmentStatus]
 Outcome = reconciling.Outcome[environments.EnvironmentStatus]
 
-DEFAULT_INTERVAL = common.parse_duration(environments.DriftDetection().interval)
 # Kept in status.drift.resources: statuses stay small whatever drifted.
 LISTED_IN_STATUS = 100
-# Of the interval, either way: Environments that share a slot (hash collisions) do not start together. Less than
-# the half interval next_check_in keeps between checks, so a jittered check keeps its slot.
-JITTER = 0.05
 REPORT_FILE = ".chkmate/drift/{environment}.md"  # committed on the Adopt pull request's branch
 ADOPT_BRANCH = "chkmate/drift/{environment}-{digest}"
-
-
-# Scheduling.
-
-_GATES: dict[int, asyncio.Semaphore] = {}
-
-
-def gate(memo: memos.Memo) -> asyncio.Semaphore:
-    """The operator-wide limit on concurrent checks (``Settings.drift_concurrency``): one semaphore per memo.
-
-    Kept here, keyed by the memo's id and dropped with the memo, because the memo is not this module's (a
-    ``Memo.drift_gate`` field would do the same).
-    """
-    found = _GATES.get(id(memo))
-    if found is None:
-        found = _GATES[id(memo)] = asyncio.Semaphore(max(1, memo.settings.drift_concurrency))
-        weakref.finalize(memo, _GATES.pop, id(memo), None)
-    return found
-
-
-def phase_of(key: str, interval: float) -> float:
-    """Where in every interval an Environment's checks fall: keys spread evenly and stably over [0, interval)."""
-    fraction = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
-    return fraction * interval
-
-
-def next_check_in(now: float, interval: float, phase: float) -> float:
-    """Seconds from ``now`` to the next slot ``phase + k * interval`` at least half an interval away.
-
-    Half an interval: a check that ran a little early (the daemon's jitter) does not run again at the same slot,
-    and the first check after a start falls in [interval/2, 3 * interval/2), spread by phase.
-    """
-    earliest = now + interval / 2
-    return phase + math.ceil((earliest - phase) / interval) * interval - now
-
-
-def check_delay(now: float, interval: float, key: str, spread: float) -> float:
-    """The wait before the next check of the Environment ``key``: its next slot, moved by ``spread`` (in [-1, 1],
-    random in the daemon) times :data:`JITTER` of the interval."""
-    return max(0.0, next_check_in(now, interval, phase_of(key, interval)) + spread * JITTER * interval)
-
-
-def check_interval(body: kopf.Body) -> float:
-    """The daemon's wait before the Environment's next check, on the wall clock (slots are the same whenever
-    and wherever the operator runs)."""
-    key = body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"
-    return check_delay(time.time(), _interval(body.get("spec") or {}), key, random.uniform(-1, 1))
-
-
-def _interval(spec: Mapping[str, Any]) -> float:
-    try:
-        detection = environments.DriftDetection.model_validate(spec.get("driftDetection") or {})
-    except pydantic.ValidationError:
-        return DEFAULT_INTERVAL  # the reconciler reports the invalid spec
-    return common.parse_duration(detection.interval)
 
 
 def drifted_condition(findings: Findings, note: str = "") -> reconciling.Set:
@@ -564,7 +507,8 @@ RECONCILER = reconciling.Reconciler(
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    """A daemon per Environment runs :data:`RECONCILER` at the Environment's slots (:func:`check_interval`).
+    """A daemon per Environment runs :data:`RECONCILER` at the Environment's slots
+    (:func:`drift_schedule.check_interval`).
 
     As :func:`registering.resync_periodically` does, with two differences: a check queues for the operator-wide
     :func:`gate` before it takes the Environment's lock (a queued check never holds up the Environment's other
@@ -584,11 +528,11 @@ def register(registry: kopf.OperatorRegistry) -> None:
     ) -> None:
         ours = memos.of(memo)
         while not stopped:
-            await stopped.wait(check_interval(body))
+            await stopped.wait(drift_schedule.check_interval(body))
             if stopped or meta.get("deletionTimestamp"):
                 return
             ours_patch = kopf.Patch()
-            async with gate(ours):
+            async with drift_schedule.gate(ours):
                 # Failures are recorded in the conditions by the reconciler; the next turn tries again.
                 with contextlib.suppress(kopf.TemporaryError, kopf.PermanentError):
                     await RECONCILER(body=body, meta=meta, patch=ours_patch, logger=logger, memo=memo, **kwargs)
