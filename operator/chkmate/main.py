@@ -78,13 +78,25 @@ def register(
 register(kopf.get_default_registry())
 
 
+def configure_logging(debug: bool) -> None:
+    """INFO everywhere; with ``CHKMATE_DEBUG``, DEBUG for the operator and kopf (each webhook delivery, each
+    handler run and kopf's patches), while the HTTP and git libraries below stay at INFO."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+LOGGERS = ("chkmate", "kopf")
+
+
 def run() -> None:
     """Console script: run the operator in the namespaces from CHKMATE_NAMESPACES (else cluster-wide)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         ours = settings_from_env()
     except settings_.SettingsError as e:
+        logging.basicConfig(level=logging.INFO)
         sys.exit(f"chkmate-operator: {e}")
+    configure_logging(ours.debug)
     namespaces = list(ours.namespaces)
     asyncio.run(
         kopf.operator(

@@ -1,5 +1,6 @@
 """Settings come from CHKMATE_* variables once, and bad values are refused with the variable named."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,18 @@ def test_runner_settings() -> None:
     )
     assert (parsed.runner_grace, parsed.runner_ttl, parsed.runner_poll_interval) == (120.0, 3600.0, 0.5)
     assert settings.Settings().runner_image == ""  # Job runs say it is missing; the chart always sets it
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_chkmate_debug_turns_on_debug_logs_of_the_operator_and_kopf_only(debug: bool) -> None:
+    from chkmate import main
+
+    saved = {name: logging.getLogger(name).level for name in (*main.LOGGERS, "aiohttp")}
+    try:
+        main.configure_logging(debug)
+        assert logging.getLogger("chkmate.controllers.webhook_marks").isEnabledFor(logging.DEBUG) is debug
+        assert logging.getLogger("kopf.objects").isEnabledFor(logging.DEBUG) is debug
+        assert not logging.getLogger("aiohttp.client").isEnabledFor(logging.DEBUG)
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
