@@ -63,7 +63,8 @@ async def operator_runs(root: Path, runs: int, resources: int) -> list[float]:
         with server:
             github.web_url = f"http://127.0.0.1:{server.port}"
             server.commit_files("octo", "live", "main", {"main.tf": config(resources, 0)}, "init")
-            async with webhook_latency.emulator_process() as url:
+            async with webhook_latency.emulator_process() as emulator:
+                url = emulator.url
                 port = webhook_latency.free_port()  # the operator's webhook port (unused here)
                 async with webhook_latency.operator_process(url, port, root / "work"):
                     return await _measure(url, github, server, runs, resources)

@@ -45,9 +45,9 @@ async def measure(
             github.web_url = f"http://127.0.0.1:{git_server.port}"
             wl.prepare_git(github, git_server, targets, repositories)
             async with (
-                wl.emulator_process() as url,
-                wl.operator_process(url, wl.free_port(), root / "work") as pid,
-                kube_client.KubeClient(kopf.ConnectionInfo(server=url)) as client,
+                wl.emulator_process() as emulator,
+                wl.operator_process(emulator.url, wl.free_port(), root / "work") as pid,
+                kube_client.KubeClient(kopf.ConnectionInfo(server=emulator.url)) as client,
                 aiohttp.ClientSession(),
             ):
                 started = time.monotonic()

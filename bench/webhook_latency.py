@@ -46,7 +46,7 @@ import tempfile
 import time
 import types
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,6 @@ POLLED = "chkmate.dev/polledRevision"
 PLANS = f"/apis/chkmate.dev/v1alpha1/namespaces/{NAMESPACE}/plans"
 ENVIRONMENTS = f"/apis/chkmate.dev/v1alpha1/namespaces/{NAMESPACE}/environments"
 FINISHED = frozenset({"Planned", "NoChanges", "Failed", "Superseded"})
-EMULATOR_PID: list[int] = []  # the emulator child, for its CPU time
 QUIET = 3.0  # seconds for the reconciles that follow the first plans to end before measuring
 POLL_INTERVAL = 60.0  # how often the poller lists a repository that only Environments follow (polling.py)
 
@@ -129,6 +128,16 @@ def remember_signatures() -> None:
     kmock_filtering.inspect = types.SimpleNamespace(signature=signature)  # type: ignore[attr-defined,assignment]
 
 
+def run_profiled(main: Coroutine[Any, Any, None], profile: str | None) -> None:
+    """``asyncio.run(main)``; with ``profile`` (a file name), under cProfile, its statistics written there."""
+    if not profile:
+        asyncio.run(main)
+        return
+    profiler = cProfile.Profile()
+    profiler.runcall(asyncio.run, main)
+    profiler.dump_stats(profile)
+
+
 def serve_emulator() -> None:
     """``--serve-emulator``: the emulator in a process of its own; prints its URL, serves until stdin closes."""
     remember_signatures()
@@ -140,17 +149,17 @@ def serve_emulator() -> None:
             await asyncio.to_thread(sys.stdin.read)
             await emulator.close_watches()
 
-    profile = os.environ.get("BENCH_EMULATOR_PROFILE")  # a file for the emulator's cProfile statistics
-    if not profile:
-        asyncio.run(serve())
-        return
-    profiler = cProfile.Profile()
-    profiler.runcall(asyncio.run, serve())
-    profiler.dump_stats(profile)
+    run_profiled(serve(), os.environ.get("BENCH_EMULATOR_PROFILE"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Child:
+    url: str
+    pid: int  # for its CPU time
 
 
 @contextlib.asynccontextmanager
-async def emulator_process() -> AsyncIterator[str]:
+async def emulator_process() -> AsyncIterator[Child]:
     """The API server for the operator, in a child process: its work would otherwise share the operator's loop."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -163,8 +172,7 @@ async def emulator_process() -> AsyncIterator[str]:
     )
     assert child.stdin is not None and child.stdout is not None
     try:
-        EMULATOR_PID.append(child.pid)
-        yield (await child.stdout.readline()).decode().strip()
+        yield Child((await child.stdout.readline()).decode().strip(), child.pid)
     finally:
         child.stdin.close()
         await child.wait()
@@ -388,8 +396,8 @@ async def run(args: argparse.Namespace, root: Path) -> None:
         with git_server:
             github.web_url = f"http://127.0.0.1:{git_server.port}"
             prepare_git(github, git_server, targets)
-            async with emulator_process() as url:
-                await operate(args, root, url, github, git_server, targets)
+            async with emulator_process() as emulator:
+                await operate(args, root, emulator, github, git_server, targets)
 
 
 def serve_operator(url: str, port: int, work_dir: str) -> None:
@@ -418,13 +426,7 @@ def serve_operator(url: str, port: int, work_dir: str) -> None:
 
     if os.environ.get("BENCH_OPERATOR_HOOK"):  # a Python file run first, e.g. to wrap functions with timers
         runpy.run_path(os.environ["BENCH_OPERATOR_HOOK"])
-    profile = os.environ.get("BENCH_PROFILE")  # a file to write the operator's cProfile statistics to
-    if not profile:
-        asyncio.run(serve())
-        return
-    profiler = cProfile.Profile()
-    profiler.runcall(asyncio.run, serve())
-    profiler.dump_stats(profile)
+    run_profiled(serve(), os.environ.get("BENCH_PROFILE"))
 
 
 @contextlib.asynccontextmanager
@@ -461,12 +463,12 @@ def cpu_seconds(pid: int) -> float:
 async def operate(
     args: argparse.Namespace,
     root: Path,
-    url: str,
+    emulator: Child,
     github: github_api.GitHubDouble,
     git_server: gitserver.GitServer,
     targets: Sequence[Target],
 ) -> None:
-    port = free_port()
+    url, port = emulator.url, free_port()
     async with (
         kube_client.KubeClient(kopf.ConnectionInfo(server=url)) as client,
         aiohttp.ClientSession() as session,
@@ -479,7 +481,7 @@ async def operate(
         settle = await settled(client, targets, args.settle_timeout)
         await kube.wait_for(lambda: listening(session, port), timeout=30, interval=0.2)
         hooked = targets[: max(1, len(targets) - args.polling_samples)]
-        pids = (pid, EMULATOR_PID[-1], os.getpid())
+        pids = (pid, emulator.pid, os.getpid())
         before, wall_before = [cpu_seconds(p) for p in pids], time.monotonic()
         samples = await webhook_phase(bench, hooked, args.rate, args.duration, args.timeout)
         spent = [cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]

@@ -7,6 +7,7 @@ exactly the tokens the GitHub double issued (installation tokens and personal to
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.harness import github_api, gitserver
 
 TOKEN = "ghp_test_personal_token_0123456789"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def malformed_pem(label: str, body: str, *, end: bool = True) -> str:

@@ -277,3 +277,29 @@ _VALUE_CHECKS: list[Callable[[Schema, Any, str], FieldError | None]] = [
     _check_properties_count,
     _check_date_time,
 ]
+
+
+# Built-in kinds (Deployments, Jobs, ...) are checked against Kubernetes' own published schemas instead.
+KUBERNETES_VERSION = "1.35"
+
+
+def kubernetes_validate() -> Any:
+    """The kubernetes-validate package (installed by dev/install-tools.sh); a test fails clearly without it."""
+    try:
+        import kubernetes_validate as found  # type: ignore[import-untyped]
+    except ImportError:
+        import pytest
+
+        pytest.fail("kubernetes-validate is not installed: run `bash dev/install-tools.sh`", pytrace=False)
+    return found
+
+
+def kubernetes_errors(obj: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a built-in object against :data:`KUBERNETES_VERSION`'s schemas, strictly (unknown fields
+    too); raises kubernetes-validate's ``SchemaNotFoundError`` for a kind it has no schema of."""
+    validator = kubernetes_validate()
+    try:
+        validator.validate(dict(obj), KUBERNETES_VERSION, strict=True)
+    except validator.ValidationError as e:
+        return [f"{'.'.join(map(str, e.path))}: {e.message}"]
+    return []

@@ -101,13 +101,26 @@ async def cluster(kmock: kube.StrictKubernetesEmulator) -> AsyncIterator[Cluster
     await kmock.close_watches()
 
 
+def quick_settings(tmp_path: Path, **changes: Any) -> settings_.Settings:
+    """The tier's settings (fast retries, short deadlines, no ports), with ``changes``."""
+    return settings_.Settings(
+        **{
+            "retry_delay": 0.3,
+            "liveness_port": 0,
+            "metrics_port": 0,
+            "namespaces": (NAMESPACE,),
+            "work_dir": tmp_path / "work",
+            "github_timeout": 5,
+            "git_timeout": 30,
+            **changes,
+        }
+    )
+
+
 @pytest.fixture
 def operator_settings(tmp_path: Path) -> settings_.Settings:
-    """Fast retries for tests; override in a test module to change more."""
-    return settings_.Settings(
-        retry_delay=0.3, liveness_port=0, metrics_port=0, namespaces=(NAMESPACE,), work_dir=tmp_path / "work",
-        github_timeout=5, git_timeout=30,
-    )
+    """Fast retries for tests; override in a test module (with :func:`quick_settings`) to change more."""
+    return quick_settings(tmp_path)
 
 
 Starter = Callable[[], contextlib.AbstractAsyncContextManager[Cluster]]
@@ -125,7 +138,8 @@ def start_chkmate(cluster: Cluster, operator_settings: settings_.Settings) -> St
         def login(logger: Any, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
             return kopf.ConnectionInfo(server=url, default_namespace=NAMESPACE)
 
-        main.register(registry, login=login, settings=lambda: operator_settings)
+        # The webhook receiver (when a test's settings give it a port) listens on loopback only.
+        main.register(registry, login=login, settings=lambda: operator_settings, webhook_host="127.0.0.1")
         async with kube.run_operator(registry, url, namespaces=(NAMESPACE,), login=False):
             yield cluster
 

@@ -25,16 +25,11 @@ from chkmate.clients import storage
 from chkmate.controllers import drift_schedule, environment_drift
 from tests.fixtures import TOKEN
 from tests.harness import github_api, gitserver, kube
-from tests.operator.conftest import NAMESPACE, Cluster, connect_repository
+from tests.operator.conftest import NAMESPACE, Cluster, connect_repository, quick_settings
+from tests.operator.test_plans import CONFIG
 
 needs_terraform = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
 
-CONFIG = """version: 1
-environments:
-  production:
-    branch: main
-    path: stacks/app
-"""
 MAIN = """variable "name" {
   type    = string
   default = "demo"
@@ -58,16 +53,7 @@ DRIFT_PLAN = environment_drift.drift_plan_name("production")
 
 @pytest.fixture
 def operator_settings(tmp_path: Path) -> settings_.Settings:
-    return settings_.Settings(
-        retry_delay=0.3,
-        liveness_port=0,
-        metrics_port=0,
-        namespaces=(NAMESPACE,),
-        work_dir=tmp_path / "work",
-        github_timeout=5,
-        git_timeout=30,
-        tofu_binary="chkmate-no-such-tofu",
-    )
+    return quick_settings(tmp_path, tofu_binary="chkmate-no-such-tofu")
 
 
 @pytest.fixture

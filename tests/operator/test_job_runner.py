@@ -30,7 +30,8 @@ from chkmate.clients import storage
 from chkmate.controllers import plan_runs, runners
 from chkmate.domain import jobs
 from tests.harness import github_api, gitserver, kube
-from tests.operator.conftest import NAMESPACE, Cluster, Starter, connect_repository
+from tests.operator.conftest import NAMESPACE, Cluster, Starter, connect_repository, quick_settings
+from tests.operator.test_plans import CONFIG
 
 pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
 
@@ -38,12 +39,6 @@ IMAGE = "registry.acme.test/chkmate:0.1.0"
 RUNNER_ACCOUNT = "chkmate-runner"
 GRACE = 1.0
 CREDENTIAL = "wJalrXUtnFEMI-K7MDENG-bPxRfiCY-not-a-real-key"
-CONFIG = """version: 1
-environments:
-  production:
-    branch: main
-    path: stacks/app
-"""
 MAIN = """variable "name" {
   type    = string
   default = "demo"
@@ -67,14 +62,8 @@ TEMPLATE = {
 
 @pytest.fixture
 def operator_settings(tmp_path: Path) -> settings_.Settings:
-    return settings_.Settings(
-        retry_delay=0.3,
-        liveness_port=0,
-        metrics_port=0,
-        namespaces=(NAMESPACE,),
-        work_dir=tmp_path / "work",
-        github_timeout=5,
-        git_timeout=30,
+    return quick_settings(
+        tmp_path,
         runner_image=IMAGE,
         runner_service_account=RUNNER_ACCOUNT,
         runner_grace=GRACE,

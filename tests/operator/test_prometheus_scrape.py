@@ -34,19 +34,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import kopf
 import pytest
 import yaml
 from prometheus_client import Metric
 
-from chkmate import API_VERSION, main
+from chkmate import API_VERSION
 from chkmate import metrics as metrics_
 from chkmate import settings as settings_
 from chkmate.clients import kube as kube_client
 from chkmate.webhooks import receiver
-from tests.fixtures import TOKEN
+from tests.fixtures import TOKEN, free_port
 from tests.harness import github_api, gitserver, kube
-from tests.operator.conftest import NAMESPACE, Cluster, Starter
+from tests.operator.conftest import NAMESPACE, Cluster, quick_settings
 from tests.operator.test_drift import CONFIG, MAIN, hack_the_state
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "chkmate-operator"
@@ -65,12 +64,6 @@ WEBHOOK_SECRET = "webhook-s3cr3t-for-prometheus"
 NET = 'resource "terraform_data" "net" {\n  input = "v1"\n}\n'
 
 needs_terraform = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # -- Prometheus --------------------------------------------------------------------------------------------------
@@ -216,29 +209,7 @@ def expected_alert_state(alert: str) -> str:
 @pytest.fixture
 def operator_settings(tmp_path: Path) -> settings_.Settings:
     """The tier's fast settings, with the metrics endpoint and the webhook receiver on free ports."""
-    return settings_.Settings(
-        retry_delay=0.3, liveness_port=0, namespaces=(NAMESPACE,), work_dir=tmp_path / "work", github_timeout=5,
-        git_timeout=30, metrics_port=free_port(), webhook_port=free_port(),
-    )  # fmt: skip
-
-
-@pytest.fixture
-def start_chkmate(cluster: Cluster, operator_settings: settings_.Settings) -> Starter:
-    """The conftest starter, with the webhook receiver bound to 127.0.0.1 (the metrics endpoint binds 0.0.0.0)."""
-
-    @contextlib.asynccontextmanager
-    async def start() -> AsyncIterator[Cluster]:
-        registry = kopf.OperatorRegistry()
-        url = str(cluster.emulator.url)
-
-        def login(logger: Any, settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-            return kopf.ConnectionInfo(server=url, default_namespace=NAMESPACE)
-
-        main.register(registry, login=login, settings=lambda: operator_settings, webhook_host="127.0.0.1")
-        async with kube.run_operator(registry, url, namespaces=(NAMESPACE,), login=False):
-            yield cluster
-
-    return start
+    return quick_settings(tmp_path, metrics_port=free_port(), webhook_port=free_port())
 
 
 async def connect(cluster: Cluster, github: github_api.GitHubDouble, git_server: gitserver.GitServer) -> str:

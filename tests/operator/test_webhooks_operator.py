@@ -13,7 +13,6 @@ import copy
 import hashlib
 import hmac
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,9 +26,9 @@ from chkmate import main
 from chkmate import settings as settings_
 from chkmate.controllers import memos
 from chkmate.webhooks import receiver
-from tests.fixtures import TOKEN, App
+from tests.fixtures import TOKEN, App, free_port
 from tests.harness import github_api, gitserver, kube
-from tests.operator.conftest import NAMESPACE, Cluster
+from tests.operator.conftest import NAMESPACE, Cluster, quick_settings
 
 DATA = Path(__file__).parents[1] / "data" / "webhooks"
 WEBHOOK_SECRET = "webhook-s3cr3t-for-tests"
@@ -37,25 +36,9 @@ ZERO = "0" * 40
 Starter = Callable[[], contextlib.AbstractAsyncContextManager[Cluster]]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def operator_settings(tmp_path: Path) -> settings_.Settings:
-    return settings_.Settings(
-        retry_delay=0.3,
-        liveness_port=0,
-        metrics_port=0,
-        namespaces=(NAMESPACE,),
-        work_dir=tmp_path / "work",
-        github_timeout=5,
-        git_timeout=30,
-        webhook_port=free_port(),
-    )
+    return quick_settings(tmp_path, webhook_port=free_port())
 
 
 @pytest.fixture

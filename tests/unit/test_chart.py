@@ -33,7 +33,7 @@ CHART = REPO / "charts" / "chkmate-operator"
 NAMESPACE = "chkmate"
 RELEASE = "cm"
 FULLNAME = "cm-chkmate-operator"
-KUBERNETES_VERSION = "1.35"
+KUBERNETES_VERSION = schema.KUBERNETES_VERSION
 
 Object = dict[str, Any]
 Values = Mapping[str, Any]
@@ -214,22 +214,10 @@ def _custom_resource_errors(obj: Object) -> list[str]:
 
 
 def validation_errors(obj: Object) -> list[str]:
-    kubernetes_validate = _kubernetes_validate()
     try:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.SchemaNotFoundError:
+        return schema.kubernetes_errors(obj)
+    except schema.kubernetes_validate().SchemaNotFoundError:
         return _custom_resource_errors(obj)
-    except kubernetes_validate.ValidationError as e:
-        return [f"{'.'.join(map(str, e.path))}: {e.message}"]
-    return []
-
-
-def _kubernetes_validate() -> Any:
-    try:
-        import kubernetes_validate  # type: ignore[import-untyped]  # installed by dev/install-tools.sh
-    except ImportError:
-        pytest.fail("kubernetes-validate is not installed: run `bash dev/install-tools.sh`", pytrace=False)
-    return kubernetes_validate
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

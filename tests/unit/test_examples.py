@@ -17,7 +17,6 @@ ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples"
 MANIFESTS = sorted(EXAMPLES.glob("*.yaml"))
 CRDS = ROOT / "crds"
-KUBERNETES_VERSION = "1.35"  # as tests/unit/test_jobs.py validates runner Jobs
 
 
 def documents() -> list[tuple[str, dict[str, Any]]]:
@@ -86,18 +85,6 @@ def test_job_runner_example_gives_a_valid_job(where: str, document: dict[str, An
         pod_template=runner.pod_template,
     )
     manifest = jobs.job_manifest(request)  # refuses a pod template that is not one
-    assert _kubernetes_errors(manifest) == []
+    assert schema.kubernetes_errors(manifest) == []
     (container,) = (c for c in manifest["spec"]["template"]["spec"]["containers"] if c["name"] == jobs.CONTAINER)
     assert container["args"] == request.args
-
-
-def _kubernetes_errors(obj: dict[str, Any]) -> list[str]:
-    try:
-        import kubernetes_validate  # type: ignore[import-untyped]  # installed by dev/install-tools.sh
-    except ImportError:
-        pytest.fail("kubernetes-validate is not installed: run `bash dev/install-tools.sh`", pytrace=False)
-    try:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as e:
-        return [f"{'.'.join(map(str, e.path))}: {e.message}"]
-    return []

@@ -20,8 +20,8 @@ from chkmate.api import conditions, environments
 from chkmate.clients import storage, terraform
 from chkmate.controllers import plan_runs, runners
 from chkmate.domain import builtin, jobs, plans
+from tests.harness import schema
 
-KUBERNETES_VERSION = "1.35"
 OWNER = {
     "apiVersion": "chkmate.dev/v1alpha1",
     "kind": "Plan",
@@ -60,18 +60,6 @@ def container(manifest: dict[str, Any], name: str = jobs.CONTAINER) -> dict[str,
 
 def env(manifest: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(manifest)["env"]}
-
-
-def validation_errors(obj: dict[str, Any]) -> list[str]:
-    try:
-        import kubernetes_validate  # type: ignore[import-untyped]  # installed by dev/install-tools.sh
-    except ImportError:
-        pytest.fail("kubernetes-validate is not installed: run `bash dev/install-tools.sh`", pytrace=False)
-    try:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as e:
-        return [f"{'.'.join(map(str, e.path))}: {e.message}"]
-    return []
 
 
 # --- names ------------------------------------------------------------------------------------------------------
@@ -118,7 +106,7 @@ def test_the_default_job_runs_once_within_the_deadline_and_is_owned_by_the_plan(
     assert manifest["metadata"]["namespace"] == "team-a"
     assert pod(manifest)["restartPolicy"] == "Never"
     assert pod(manifest)["serviceAccountName"] == "chkmate-runner"
-    assert validation_errors(manifest) == []
+    assert schema.kubernetes_errors(manifest) == []
 
 
 def test_the_default_pod_is_non_root_read_only_with_an_empty_dir_workspace() -> None:
@@ -214,7 +202,7 @@ def test_the_pod_template_is_merged_over_the_default() -> None:
     assert "ephemeral" in volume and "emptyDir" not in volume
     template_meta = manifest["spec"]["template"]["metadata"]
     assert template_meta["annotations"] == {"a": "b"} and template_meta["labels"]["team"] == "infra"
-    assert validation_errors(manifest) == []
+    assert schema.kubernetes_errors(manifest) == []
 
 
 def test_the_pod_template_cannot_change_what_the_runner_needs() -> None:
@@ -240,7 +228,7 @@ def test_null_removes_and_other_containers_are_added() -> None:
     assert container(manifest)["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}}
     assert container(manifest)["image"] == "registry.acme.test/terraform-runner:1"
     assert "enableServiceLinks" not in pod(manifest)
-    assert validation_errors(manifest) == []
+    assert schema.kubernetes_errors(manifest) == []
 
 
 def test_the_merge_never_changes_its_inputs() -> None:

@@ -104,7 +104,7 @@ async def _plan(
     locked = await _lock(request, env.name, env_body, holder, inputs.timeout) if takes_lock else None
     keep_lock = False
     try:
-        state = locked or await storage.load_state(memo.kube, request.namespace, env.name)
+        state = locked if locked is not None else await storage.load_state(memo.kube, request.namespace, env.name)
         planned = await runner.plan(
             phase="plan", revision=revision, files=files, state=state, inputs=inputs, lock=False
         )
