@@ -125,7 +125,7 @@ async def test_a_dead_object_reader_is_replaced(
     await mirrors.fetch(remote, ["main"])
     head = git_server.head("octo", "infra", "main") or ""
     assert await mirrors.has_commit(remote, head)
-    reader = mirrors._reader(mirrors.path(remote))
+    reader = mirrors._readers[mirrors.path(remote)]
     assert reader._process is not None
     reader._process.kill()
     await reader._process.wait()
@@ -133,6 +133,27 @@ async def test_a_dead_object_reader_is_replaced(
     assert reader._process is not None and reader._process.returncode is None  # a new one
     await mirrors.close()
     assert reader._process is None
+
+
+async def test_only_the_most_recently_read_mirrors_keep_a_reader(
+    mirrors: git.Mirrors,
+    remote: git.Remote,
+    github: github_api.GitHubDouble,
+    git_server: gitserver.GitServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(git, "READERS", 1)
+    github.create_repo("octo", "other")
+    other_head = git_server.commit_files("octo", "other", "main", {"b.tf": "b = 1\n"}, "init")
+    other = git.Remote(git_server.url("octo", "other"), token)
+    for each in (remote, other):
+        await mirrors.fetch(each, ["main"])
+    head = git_server.head("octo", "infra", "main") or ""
+    assert await mirrors.has_commit(remote, head)
+    first = mirrors._readers[mirrors.path(remote)]
+    assert await mirrors.has_commit(other, other_head)
+    assert list(mirrors._readers) == [mirrors.path(other)] and first._process is None  # stopped
+    assert await mirrors.read_tree(remote, head, "stacks/net/main.tf") == {"main.tf": b"a = 1\n"}  # a new one
 
 
 async def test_commit_and_push_change_only_what_is_asked(

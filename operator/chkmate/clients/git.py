@@ -37,6 +37,7 @@ CREDENTIAL_HELPER = '!f() { echo username=x-access-token; echo "password=$GIT_TO
 DEFAULT_TIMEOUT = 120.0
 BLOB_CACHE_BYTES = 64 * 1024 * 1024  # file contents kept in memory, by blob sha (shared by every repository)
 LISTING_CACHE_ENTRIES = 512  # (repository, commit, path) -> {path: blob sha}; the base of the next diff-tree
+READERS = 32  # long-lived cat-file processes kept, one per recently read mirror
 ANSWER_CACHE_ENTRIES = 4096  # immutable answers: commits present, commit messages, ancestry
 BLOB_MODES = frozenset({"100644", "100755", "120000"})  # files and symlinks; not submodules (160000)
 
@@ -114,7 +115,7 @@ class Mirrors:
         self._commits: collections.OrderedDict[tuple[str, str], bool] = collections.OrderedDict()
         self._messages: collections.OrderedDict[tuple[str, str], str] = collections.OrderedDict()
         self._ancestry: collections.OrderedDict[tuple[str, str, str], bool] = collections.OrderedDict()
-        self._readers: dict[Path, ObjectReader] = {}
+        self._readers: collections.OrderedDict[Path, ObjectReader] = collections.OrderedDict()
         self.blobs_read = 0  # for benchmarks and tests: the work reads do
         self.listings_full = 0
         self.listings_patched = 0
@@ -125,15 +126,21 @@ class Mirrors:
     def lock(self, remote: Remote) -> asyncio.Lock:
         return self._locks[remote.url]
 
-    def _reader(self, mirror: Path) -> ObjectReader:
+    async def _read(self, mirror: Path, names: list[str]) -> list[tuple[str, bytes] | None]:
+        """Objects of ``mirror`` through its long-lived reader; at most :data:`READERS` are kept (the least
+        recently used one stops), so a thousand repositories do not keep a thousand processes."""
         reader = self._readers.get(mirror)
         if reader is None:
             reader = self._readers[mirror] = ObjectReader(mirror, timeout=self.timeout)
-        return reader
+            while len(self._readers) > READERS:
+                _, idle = self._readers.popitem(last=False)
+                await idle.close()
+        self._readers.move_to_end(mirror)
+        return await reader.read(names)
 
     async def close(self) -> None:
         """Stop the long-lived ``cat-file`` processes (the mirrors stay on disk)."""
-        readers, self._readers = list(self._readers.values()), {}
+        readers, self._readers = list(self._readers.values()), collections.OrderedDict()
         for reader in readers:
             await reader.close()
 
@@ -168,7 +175,7 @@ class Mirrors:
             return True
         if not _SHA.fullmatch(commit) or not (self.path(remote) / "HEAD").exists():
             return False
-        found = (await self._reader(self.path(remote)).read([f"{commit}^{{commit}}"]))[0]
+        found = (await self._read(self.path(remote), [f"{commit}^{{commit}}"]))[0]
         if found is not None:
             self._remember(self._commits, (remote.url, commit), True)
         return found is not None
@@ -247,7 +254,7 @@ class Mirrors:
 
     async def _read_blobs(self, mirror: Path, shas: list[str]) -> None:
         """Read ``shas`` into the blob cache through the mirror's long-lived ``cat-file --batch``."""
-        for sha, found in zip(shas, await self._reader(mirror).read(shas), strict=True):
+        for sha, found in zip(shas, await self._read(mirror, shas), strict=True):
             if found is None or found[0] != "blob":
                 raise GitError(f"git cat-file: {sha} is {'missing' if found is None else 'a ' + found[0]}")
             self._store(sha, found[1])
@@ -267,7 +274,7 @@ class Mirrors:
     async def commit_message(self, remote: Remote, commit: str) -> str:
         cached = self._messages.get((remote.url, commit))
         if cached is None:
-            found = (await self._reader(self.path(remote)).read([f"{commit}^{{commit}}"]))[0]
+            found = (await self._read(self.path(remote), [f"{commit}^{{commit}}"]))[0]
             if found is None:
                 raise GitError(f"git cat-file: commit {commit} is not in the mirror")
             cached = found[1].partition(b"\n\n")[2].decode(errors="replace")
