@@ -490,6 +490,9 @@ class _HttpServer(ThreadingHTTPServer):
 
 class _GitRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Responses go out in several small writes (headers, chunks, the last chunk): with Nagle's algorithm on, each
+    # waits for the client's delayed ACK, 40 ms a request on Linux, a stall GitHub's servers do not have.
+    disable_nagle_algorithm = True
     timeout = 30  # seconds a connection may stall mid-request
     server: _HttpServer
 

@@ -7,7 +7,9 @@ Deadlines are tested with a fake engine (a shell script) that sleeps.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -134,6 +136,54 @@ async def test_plan_apply_and_replan_shows_no_changes(engine: terraform.Engine) 
     assert not again.result.has_changes
     assert {change.action for change in again.result.changes} == {"no-op"}
     assert not list((engine.work_root / "runs").iterdir()), "run directories are removed"
+
+
+@needs_terraform
+async def test_runs_under_one_init_key_reuse_the_last_init(engine: terraform.Engine) -> None:
+    """The second plan of an Environment runs without init; when the code needs a new init (here a new module
+    call), Terraform says so, the plan runs again after one, and the new init is the one kept."""
+    keyed = dataclasses.replace(workspace(), init_key="ns/prod")
+    first = await engine.plan(keyed)
+    assert "$ init" in first.log
+
+    second = await engine.plan(keyed)
+    assert "$ init" not in second.log and "$ plan" in second.log
+    assert second.result.summary == first.result.summary == plans.Summary(add=4)
+
+    other = await engine.plan(dataclasses.replace(keyed, init_key="ns/staging"))
+    assert "$ init" in other.log, "another key has an init of its own"
+
+    called_twice = MAIN + '\nmodule "again" {\n  source = "../../modules/inner"\n  name   = "two"\n}\n'
+    grown = dataclasses.replace(workspace(called_twice), init_key="ns/prod")
+    third = await engine.plan(grown)
+    assert "Module not installed" in third.log and "$ init" in third.log
+    assert third.result.summary == plans.Summary(add=5)
+
+    fourth = await engine.plan(grown)
+    assert "$ init" not in fourth.log and fourth.result.summary == plans.Summary(add=5)
+    assert not list((engine.work_root / "runs").iterdir()), "run directories are removed"
+
+
+@needs_terraform
+async def test_a_kept_init_is_never_changed_by_a_run(engine: terraform.Engine) -> None:
+    """Restored files are hard links: a run that needs init removes them before init writes, so what is kept stays
+    as its init left it, and a kept folder that vanished is a plain init."""
+    keyed = dataclasses.replace(workspace(), init_key="ns/prod")
+    await engine.plan(keyed)
+    kept = next((engine.work_root / "init-cache").iterdir()) / "current"
+    before = {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()}
+    assert Path(".terraform/modules/modules.json") in before
+    probe = engine.work_root / "probe"  # another name for the kept file: it sees any write made in place
+    os.link(kept / ".terraform/modules/modules.json", probe)
+
+    called_twice = MAIN + '\nmodule "again" {\n  source = "../../modules/inner"\n  name   = "two"\n}\n'
+    await engine.plan(dataclasses.replace(workspace(called_twice), init_key="ns/prod"))
+    assert before[Path(".terraform/modules/modules.json")] != (kept / ".terraform/modules/modules.json").read_bytes()
+    assert b'"again"' in (kept / ".terraform/modules/modules.json").read_bytes(), "the new init is kept whole"
+    assert probe.read_bytes() == before[Path(".terraform/modules/modules.json")], "init wrote into the kept copy"
+
+    shutil.rmtree(kept)
+    assert "$ init" in (await engine.plan(keyed)).log
 
 
 @needs_terraform

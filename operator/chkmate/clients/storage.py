@@ -17,6 +17,7 @@ I/O: the Kubernetes API through :class:`chkmate.clients.kube.KubeClient`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime
@@ -102,21 +103,17 @@ async def save_plan_output(
     if len(text.encode()) > TEXT_LIMIT:
         kept = text.encode()[-TEXT_LIMIT:].decode(errors="ignore")
         text = f"(the first part of the plan is cut: it is longer than {TEXT_LIMIT} bytes)\n{kept}"
-    config_map = f"{plan}-output"
-    await put(
-        client,
-        kube.CONFIGMAPS,
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": config_map, "namespace": namespace, "labels": dict(labels), "ownerReferences": refs},
-            "data": {"plan.txt": text},
-        },
-    )
-    prefix = f"{plan}-planfile"
-    chunks = await save_chunks(
-        client, namespace, prefix, gzip.compress(plan_file or b"", mtime=0), owners=refs, labels=labels
+    config_map, prefix = f"{plan}-output", f"{plan}-planfile"
+    readable = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": config_map, "namespace": namespace, "labels": dict(labels), "ownerReferences": refs},
+        "data": {"plan.txt": text},
+    }
+    packed = gzip.compress(plan_file or b"", mtime=0)
+    _, chunks = await asyncio.gather(
+        put(client, kube.CONFIGMAPS, namespace, readable),
+        save_chunks(client, namespace, prefix, packed, owners=refs, labels=labels),
     )
     return StoredOutput(config_map, prefix, chunks, hashlib.sha256(plan_file or b"").hexdigest())
 
@@ -301,11 +298,12 @@ async def _create_state_secret(
 
 
 async def put(client: kube.KubeClient, resource: kube.Resource, namespace: str, body: dict[str, Any]) -> None:
-    """Create the object, or patch the data and metadata of the one of that name."""
+    """Create the object, or patch the data and metadata of the one of that name (one round trip when new, the
+    usual case: a plan's outputs are written once)."""
     name = body["metadata"]["name"]
-    if await client.get(resource, namespace, name) is None:
+    try:
         await client.create(resource, namespace, body)
-    else:
+    except kube.Conflict:  # 409 AlreadyExists
         await client.patch(resource, namespace, name, {k: v for k, v in body.items() if k in ("data", "metadata")})
 
 

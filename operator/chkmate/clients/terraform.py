@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import io
 import itertools
 import json
@@ -50,6 +51,7 @@ STATE_FILE = "terraform.tfstate"
 # Written by Terraform when it cannot save the state to the backend: it is then the newest state.
 ERRORED_STATE_FILE = "errored.tfstate"
 LOCK_FILE = ".terraform.lock.hcl"
+INIT_DIR = ".terraform"
 # Auto-loaded vars files are read in lexical order and later ones win: ours comes last.
 VARS_FILE = "zz_chkmate.auto.tfvars.json"
 BACKEND_FILE = "zz_chkmate_backend_override.tf.json"
@@ -110,6 +112,8 @@ class Workspace:
     vars: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
     sensitive_vars: frozenset[str] = frozenset()
     env: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    # Runs with the same key (e.g. one Environment's) reuse the last `init`'s .terraform folder: see Engine.plan.
+    init_key: str = ""
 
     def secrets(self) -> set[str]:
         found = {value for value in self.env.values() if value}
@@ -190,15 +194,27 @@ class Engine:
         """init, ``plan -detailed-exitcode`` (its output is the readable plan), then ``show -json``.
         Raises :class:`PlanFailed`.
 
-        A refresh-only plan's ``changes`` are the drift found (see :func:`tfjson.parse_plan`).
+        With ``workspace.init_key``, the ``.terraform`` folder (and lock file) of the last successful ``init`` under
+        that key is restored first and ``plan`` runs without ``init``, as it would in a long-lived working copy.
+        Terraform checks that folder against the configuration itself (providers against the lock file, modules
+        against their calls, the backend's hash): when anything changed it refuses to plan and asks for ``init``,
+        and the plan then runs again after one. A refresh-only plan's ``changes`` are the drift found (see
+        :func:`tfjson.parse_plan`).
         """
         version = await self.version()
         flags = [*(["-destroy"] if destroy else []), *(["-refresh-only"] if refresh_only else [])]
         flags += [] if lock else ["-lock=false"]
         async with self._workspace(workspace) as run:
+            command = ["plan", f"-out={run.plan}", "-detailed-exitcode", *COMMON_FLAGS, *flags]
             try:
-                await self._init(run)
-                done = await self._run(run, ["plan", f"-out={run.plan}", "-detailed-exitcode", *COMMON_FLAGS, *flags])
+                cache = self._init_cache(workspace.init_key)
+                restored = await asyncio.to_thread(_restore_init, cache, run.module) if cache is not None else None
+                done = await self._run(run, command) if restored is not None else None
+                if done is None or (done.code == 1 and self._asks_for_init(done)):
+                    if restored is not None:
+                        await asyncio.to_thread(_forget_init, restored)
+                    await self._init(run, cache)
+                    done = await self._run(run, command)
                 if done.code not in (0, 2):
                     raise _Failed(self._failure("plan", done, run))
                 shown = json.loads((await self._checked(run, ["show", "-json", str(run.plan)])).out)
@@ -275,9 +291,21 @@ class Engine:
         finally:
             await asyncio.to_thread(shutil.rmtree, root, ignore_errors=True)
 
-    async def _init(self, run: _Run) -> None:
+    async def _init(self, run: _Run, cache: Path | None = None) -> None:
+        """``init`` (one at a time per work root); its ``.terraform`` folder is kept in ``cache`` when given."""
         async with _init_lock(self.work_root):
             await self._checked(run, ["init", *COMMON_FLAGS])
+        if cache is not None:
+            await asyncio.to_thread(_keep_init, run.module, cache)
+
+    def _init_cache(self, key: str) -> Path | None:
+        if not key:
+            return None
+        return self.work_root / "init-cache" / hashlib.sha256(f"{self.kind}\0{key}".encode()).hexdigest()[:32]
+
+    def _asks_for_init(self, done: _Completed) -> bool:
+        """Whether a failed command says the working directory needs ``init`` (providers, modules, backend)."""
+        return re.search(rf"\b{re.escape(self.kind)} init\b", done.err + done.out) is not None
 
     async def _checked(self, run: _Run, args: list[str]) -> _Completed:
         done = await self._run(run, args)
@@ -413,6 +441,60 @@ _INIT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asy
 def _init_lock(work_root: Path) -> asyncio.Lock:
     locks = _INIT_LOCKS.setdefault(asyncio.get_running_loop(), {})
     return locks.setdefault(work_root.resolve(), asyncio.Lock())
+
+
+def _restore_init(cache: Path, module: Path) -> list[Path] | None:
+    """Copy the kept ``.terraform`` folder (and lock file, unless the code has its own) into ``module``; the paths
+    restored, or None if nothing is kept or it vanished while being copied (another run was replacing it).
+
+    Files are hard links when the file system allows: a kept folder is replaced whole, never changed in place, and
+    a run that needs ``init`` removes what was restored first (:func:`_forget_init`), so restoring costs a
+    directory walk, not the modules' bytes.
+    """
+    kept, restored = cache / "current", [module / INIT_DIR]
+    try:
+        shutil.copytree(kept / INIT_DIR, module / INIT_DIR, symlinks=True, copy_function=_link_or_copy)
+        if (kept / LOCK_FILE).is_file() and not (module / LOCK_FILE).exists():
+            restored.append(module / LOCK_FILE)
+            _link_or_copy(str(kept / LOCK_FILE), str(module / LOCK_FILE))
+    except (FileNotFoundError, shutil.Error):
+        _forget_init(restored)
+        return None
+    return restored
+
+
+def _forget_init(restored: list[Path]) -> None:
+    """Remove what :func:`_restore_init` brought before a real ``init``: init writes files in place, and hard
+    links would carry those writes back into the kept copy."""
+    for path in restored:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _keep_init(module: Path, cache: Path) -> None:
+    """Keep ``module``'s fresh ``.terraform`` and lock file as the cache's ``current``, replaced whole by rename."""
+    cache.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix="staged-", dir=cache))
+    try:
+        shutil.copytree(module / INIT_DIR, staged / INIT_DIR, symlinks=True)
+        if (module / LOCK_FILE).is_file():
+            shutil.copy2(module / LOCK_FILE, staged / LOCK_FILE)
+        old = cache / f"old-{os.getpid()}-{staged.name}"
+        with contextlib.suppress(FileNotFoundError):
+            (cache / "current").rename(old)
+        staged.rename(cache / "current")
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError:
+        shutil.rmtree(staged, ignore_errors=True)  # no cache this time; the next init tries again
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _materialize(root: Path, workspace: Workspace, plan_file: bytes | None) -> Path:

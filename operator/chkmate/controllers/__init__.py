@@ -13,21 +13,23 @@ import kopf
 from chkmate import GROUP
 from chkmate.controllers import (
     connections,
+    dependents,
     environment_drift,
     environments,
     indexing,
     links,
     plans,
     polling,
+    registering,
     repositories,
     templates,
 )
 
-KIND_MODULES = (connections, repositories, templates, links, environments, environment_drift, plans, polling)
+KIND_MODULES = (
+    connections, repositories, templates, links, environments, environment_drift, plans, polling, dependents,
+)
 FINALIZER = f"{GROUP}/finalizer"
-# kopf leaves out of its diffs every annotation under the prefix it keeps its own state in: a prefix of our
-# own, so that user-facing annotations under chkmate.dev/ (requestedAt, approve, rollbackTo) trigger handlers.
-STATE_PREFIX = f"state.{GROUP}"
+STATE_PREFIX = registering.STATE_PREFIX
 
 
 def register_all(registry: kopf.OperatorRegistry) -> None:

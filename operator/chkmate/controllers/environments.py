@@ -200,7 +200,7 @@ PLAN_OBSERVED_ANNOTATION = "chkmate.dev/planObserved"
 UNREPORTED_PHASES = frozenset({None, "", "Pending", "Planning", "Superseded"})
 
 
-async def plan_moved(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+async def plan_moved(*, type: str | None, body: kopf.Body, memo: Any, **indexes: Any) -> None:
     """A Plan's phase changed: let its Environment report it.
 
     This runs on the Plan's watch event, after kopf updated its indexes with the new status, so the
@@ -213,6 +213,9 @@ async def plan_moved(*, type: str | None, body: kopf.Body, memo: Any, **_: Any) 
         return
     value = f"{body.metadata.name}:{phase}"
     namespace = body.metadata.namespace or ""
+    known = indexing.lookup(indexes, kinds.ENVIRONMENT, namespace, env)
+    if known is not None and known.annotations.get(PLAN_OBSERVED_ANNOTATION) == value:
+        return  # said already (every later event of the Plan, e.g. kopf's own bookkeeping, carries the same phase)
     patch = {"metadata": {"annotations": {PLAN_OBSERVED_ANNOTATION: value}}}
     with contextlib.suppress(kube.NotFound):
         await memos.of(memo).kube.patch(kube.ours(kinds.ENVIRONMENT.plural), namespace, env, patch)

@@ -8,7 +8,7 @@ once they are filled. No I/O of its own.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import kopf
@@ -99,7 +99,27 @@ REFERENCES: tuple[tuple[base.KindInfo, str, tuple[str, ...]], ...] = (
     (kinds.TEMPLATE_REPO_LINK, "template", ("templateRef", "name")),
     (kinds.ENVIRONMENT, "repository", ("repositoryRef", "name")),
     (kinds.ENVIRONMENT, "link", ("linkRef", "name")),
+    (kinds.GITHUB_REPOSITORY, "connection", ("connectionRef", "name")),
 )
+# The kind each reference names.
+REFERENCED: Mapping[str, base.KindInfo] = {
+    "environment": kinds.ENVIRONMENT,
+    "repository": kinds.GITHUB_REPOSITORY,
+    "template": kinds.TEMPLATE,
+    "link": kinds.TEMPLATE_REPO_LINK,
+    "connection": kinds.GITHUB_CONNECTION,
+}
+
+
+def referrers_of(info: base.KindInfo) -> list[tuple[base.KindInfo, str]]:
+    """``(kind, reference)`` of every reference that can name an object of ``info``."""
+    return [(referrer, reference) for referrer, reference, _ in REFERENCES if REFERENCED[reference] is info]
+
+
+def referred_kinds() -> list[base.KindInfo]:
+    """The kinds some reference names, in :data:`kinds.KINDS` order."""
+    named = {REFERENCED[reference].kind for _, reference, _ in REFERENCES}
+    return [info for info in kinds.KINDS if info.kind in named]
 
 
 def reference_index_name(info: base.KindInfo, reference: str) -> str:
@@ -118,7 +138,7 @@ def referring(
 def register(registry: kopf.OperatorRegistry) -> None:
     for info in kinds.KINDS:
 
-        def indexer(body: kopf.Body, **_: Any) -> dict[Key, Summary]:
+        async def indexer(body: kopf.Body, **_: Any) -> dict[Key, Summary]:
             summary = summarize(body)
             return {(summary.namespace, summary.name): summary}
 
@@ -129,8 +149,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
         )
 
 
-def _by_reference(path: tuple[str, ...]) -> Callable[..., dict[Key, Summary]]:
-    def indexer(body: kopf.Body, **_: Any) -> dict[Key, Summary]:
+def _by_reference(path: tuple[str, ...]) -> Callable[..., Coroutine[Any, Any, dict[Key, Summary]]]:
+    # Indexers are coroutines though they never wait: kopf runs a plain function in its thread pool, a hop (and
+    # a few tasks) on every watch event of the kind.
+    async def indexer(body: kopf.Body, **_: Any) -> dict[Key, Summary]:
         value: Any = body.get("spec", {})
         for key in path:
             value = value.get(key) if isinstance(value, Mapping) else None

@@ -38,6 +38,8 @@ class Memo:
     webhooks: Service | None = None  # the GitHub webhook receiver, when settings.webhook_port is set
     _kube: kube_.KubeClient | None = None
     _locks: dict[str, asyncio.Lock] = dataclasses.field(default_factory=dict)
+    # The Ready status each object had in its last watch event, by uid (controllers.dependents).
+    ready_seen: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.github = connections.GitHubConnections(

@@ -45,6 +45,9 @@ class Inputs:
     sensitive_vars: frozenset[str] = frozenset()
     destroy: bool = False
     timeout: float = 1800.0
+    # Runs under one key (an Environment's "namespace/name") reuse the last init's .terraform folder; not part of
+    # the planId, and not sent to runner Jobs (their pods start empty).
+    init_key: str = ""
 
     def identity(self) -> dict[str, Any]:
         """The inputs as they enter the planId: variable values yes, credentials no (they rotate)."""
@@ -158,6 +161,7 @@ def _workspace(files: Mapping[str, bytes], state: storage.State, inputs: Inputs)
         vars=dict(inputs.vars),
         sensitive_vars=inputs.sensitive_vars,
         env=dict(inputs.env),
+        init_key=inputs.init_key,
     )
 
 

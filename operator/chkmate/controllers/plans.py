@@ -50,14 +50,6 @@ async def reconcile_plan(request: Request) -> Outcome:
         request.spec.environment_ref.name,
         field="spec.environmentRef",
     )
-    # The spec as stored now, not as the index last saw it: kopf updates an object's index entry when that
-    # object's worker takes the event, which waits while a handler of the object runs; a change of approval mode
-    # made just before a push must hold for the push's Plan.
-    fresh = await _environment_body(request, env.name)
-    try:
-        env_spec = environments.EnvironmentSpec.model_validate(fresh.get("spec") or {})
-    except pydantic.ValidationError as e:
-        raise errors.DependencyNotReady(f"Environment {env.name!r} has an invalid spec.") from e
     if status.phase == "Planned" and SUPERSEDED_ANNOTATION in request.annotations and not request.spec.pull_request:
         newer = request.annotations[SUPERSEDED_ANNOTATION]
         superseded = status.model_copy(update={"phase": "Superseded", "finished_at": conds.timestamp(request.now)})
@@ -73,6 +65,14 @@ async def reconcile_plan(request: Request) -> Outcome:
                 ),
             ),
         )
+    # The spec as stored now, not as the index last saw it: kopf updates an object's index entry when that
+    # object's worker takes the event, which waits while a handler of the object runs; a change of approval mode
+    # made just before a push must hold for the push's Plan.
+    fresh = await _environment_body(request, env.name)
+    try:
+        env_spec = environments.EnvironmentSpec.model_validate(fresh.get("spec") or {})
+    except pydantic.ValidationError as e:
+        raise errors.DependencyNotReady(f"Environment {env.name!r} has an invalid spec.") from e
     resolved = await sources.resolve(request.memo, request.indexes, request.namespace, env_spec)
     source = pull_requests.plan_source(resolved, request.spec)
     commit = _commit(request.spec.revision) or _commit(status.revision)

@@ -171,6 +171,8 @@ class Reconciler(Generic[SpecT, StatusT]):
             self._fail(body, patch, previous, status, e, generation=generation, now=now, logger=logger)
             if e.retryable:
                 delay = e.retry_after if e.retry_after is not None else request.memo.settings.retry_delay
+                if isinstance(e, errors.DependencyNotReady | errors.DependencyNotFound) and e.retry_after is None:
+                    delay = dependency_delay(delay, kwargs.get("retry") or 0)
                 raise kopf.TemporaryError(e.message, delay=delay) from e
             raise kopf.PermanentError(e.message) from e
 
@@ -238,6 +240,18 @@ class Reconciler(Generic[SpecT, StatusT]):
             logger.error(f"Reconciling failed and needs a change to the object: {error.message}")
         write_status(patch, previous, status.model_copy(update={"conditions": conditions}))
         announce(body, previous.conditions, conditions)
+
+
+# An object waiting for a dependency is retried with a delay doubling up to this factor of the retry delay (and
+# at most MAX_DEPENDENCY_DELAY seconds): the dependency turning Ready wakes it at once (controllers.dependents).
+MAX_BACKOFF_FACTOR = 16
+MAX_DEPENDENCY_DELAY = 300.0
+
+
+def dependency_delay(base_delay: float, retry: int) -> float:
+    """The delay before retry number ``retry`` + 1 of an object waiting for a dependency."""
+    factor: int = min(2 ** max(int(retry), 0), MAX_BACKOFF_FACTOR)
+    return min(base_delay * factor, max(base_delay, MAX_DEPENDENCY_DELAY))
 
 
 def _ready_status(patch: kopf.Patch, body: kopf.Body) -> conds.ConditionStatus | None:

@@ -17,12 +17,26 @@ from chkmate import GROUP, VERSION
 from chkmate.clients import kube
 from chkmate.controllers import memos, reconciling
 
+# kopf leaves out of its diffs every annotation under the prefix it keeps its own state in: a prefix of our
+# own, so that user-facing annotations under chkmate.dev/ (requestedAt, approve, rollbackTo) trigger handlers.
+STATE_PREFIX = f"state.{GROUP}"
+# The id of each kind's reconcile handler (kind → id), as registered by reconcile_on_changes.
+HANDLER_IDS: dict[str, str] = {}
+
+
+def progress_annotation(kind: str) -> str | None:
+    """The annotation where kopf keeps the progress (retries, the delay of the next one) of ``kind``'s reconcile;
+    removing it makes kopf run the reconcile on the next event instead of at the delayed retry."""
+    handler_id = HANDLER_IDS.get(kind)
+    return f"{STATE_PREFIX}/{handler_id}" if handler_id is not None else None
+
 
 def reconcile_on_changes(
     registry: kopf.OperatorRegistry, reconciler: reconciling.Reconciler[Any, Any], *, handler_id: str
 ) -> None:
     """Run ``reconciler`` when an object appears, changes (spec, labels, annotations) or the operator resumes."""
     resource = (GROUP, VERSION, reconciler.info.plural)
+    HANDLER_IDS[reconciler.info.kind] = handler_id
 
     # kopf runs a handler on its event loop only if it is a coroutine function; a callable object with an
     # async __call__ would be sent to a thread pool.

@@ -207,6 +207,7 @@ async def inputs(
         sensitive_vars=frozenset(sensitive),
         destroy=destroy,
         timeout=common.parse_duration(spec.runner.timeout),
+        init_key=f"{namespace}/{name}",
     )
 
 
