@@ -118,6 +118,13 @@ async def plan_in(cluster: Cluster, name: str, *phases: str, timeout: float = 30
     return found
 
 
+async def created(cluster: Cluster, name: str, timeout: float = 5) -> None:
+    try:
+        await kube.wait_for(lambda: cluster.get("Plan", name), timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(f"Plan {name} was never created") from None
+
+
 async def ours(octo: github_client.PullRequests, number: int) -> list[github_client.IssueComment]:
     return [c for c in await octo.comments(number) if c.author == BOT]
 
@@ -256,3 +263,68 @@ async def test_a_200_kb_plan_is_three_comments_and_a_small_one_takes_their_place
     await comment_saying(octo, pull.number, f"planned at `{small[:7]}`")
     (only,) = await ours(octo, pull.number)
     assert only.id == parts[0].id
+
+
+async def test_apply_on_merge_from_chkmate_yml_applies_the_merge_commit(
+    live: Cluster,
+    octo: github_client.PullRequests,
+    git_server: gitserver.GitServer,
+    hooks: GitHubHooks,
+) -> None:
+    """The Environment does not set applyOnMerge (so the API server stores nothing): the file's true holds."""
+    config = "version: 1\nenvironments:\n  production: {branch: main, path: stacks/app, applyOnMerge: true}\n"
+    git_server.commit_files("acme", "infra", "main", {".chkmate.yml": config}, "apply on merge")
+    await live.apply(environment("production", "main", path="stacks/app"))
+    pull = await open_pull_request(octo, git_server, hooks, {"stacks/app/extra.tf": EXTRA})
+    merged = (await octo.client.request("PUT", f"/repos/acme/infra/pulls/{pull.number}/merge", json={})).data["sha"]
+    await hooks.accepted("push", push("main", merged))
+    await plan_in(live, f"production-{merged[:10]}", "Planned")  # approval manual: it waits for the merge
+    closed = await octo.get(pull.number)
+    assert closed is not None and closed.merged
+    await hooks.accepted(
+        "pull_request",
+        pull_request_event("closed", closed, pull_request__merged=True, pull_request__merge_commit_sha=merged),
+    )
+    await plan_in(live, f"production-{merged[:10]}", "Applied", timeout=15)
+    stored = await live.get("Environment", "production") or {}
+    assert "applyOnMerge" not in stored["spec"]
+
+
+async def test_plan_on_pull_request_from_the_base_branchs_chkmate_yml(
+    live: Cluster,
+    octo: github_client.PullRequests,
+    git_server: gitserver.GitServer,
+    hooks: GitHubHooks,
+) -> None:
+    """``quiet`` leaves planOnPullRequest to the file of main, which says false: no Plan, even though the pull
+    request's own file says true (it is not reviewed yet). ``insists`` says true itself and wins over the file;
+    ``production`` has no entry in the file: planned (true). An invalid file on main plans only ``insists``."""
+    config = (
+        "version: 1\nenvironments:\n"
+        "  quiet: {branch: main, path: stacks/app, planOnPullRequest: false}\n"
+        "  insists: {branch: main, path: stacks/insists, planOnPullRequest: false}\n"
+    )
+    base = git_server.commit_files("acme", "infra", "main", {".chkmate.yml": config}, "quiet")
+    await live.apply(environment("quiet", "main", path="stacks/app"))
+    await live.apply(environment("insists", "main", path="stacks/app", planOnPullRequest=True))
+    await live.apply(environment("production", "main", path="stacks/app"))
+    for env in ("quiet", "insists", "production"):  # indexed, and main is in the mirror
+        await created(live, f"{env}-{base[:10]}", timeout=10)
+    proposed = config.replace("planOnPullRequest: false}\n  insists", "planOnPullRequest: true}\n  insists")
+    pull = await open_pull_request(octo, git_server, hooks, {"stacks/app/extra.tf": EXTRA, ".chkmate.yml": proposed})
+    for env in ("insists", "production"):
+        await created(live, f"{env}-pr{pull.number}-{pull.head_sha[:10]}")
+    assert await live.get("Plan", f"quiet-pr{pull.number}-{pull.head_sha[:10]}") is None
+
+    # An invalid file on main: the delivery is still handled, and only what an Environment says itself counts.
+    broken = git_server.commit_files("acme", "infra", "main", {".chkmate.yml": config + "  bad: {}\n"}, "broken")
+    await hooks.accepted("push", push("main", broken, before=base))
+    for env in ("quiet", "insists", "production"):  # each has seen the new head of main
+        await live.wait_condition("Environment", env, "Ready", "False", "InvalidRepoConfig")
+    newer = git_server.commit_files("acme", "infra", "feature", {"stacks/app/extra.tf": EXTRA + "\n"}, "2")
+    again = await octo.get(pull.number)
+    assert again is not None and again.head_sha == newer
+    await hooks.accepted("pull_request", pull_request_event("synchronize", again))
+    await created(live, f"insists-pr{pull.number}-{newer[:10]}")
+    for env in ("quiet", "production"):
+        assert await live.get("Plan", f"{env}-pr{pull.number}-{newer[:10]}") is None

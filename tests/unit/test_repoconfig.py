@@ -5,7 +5,8 @@ from typing import Any
 import pydantic
 import pytest
 
-from chkmate.api import environments, repoconfig
+from chkmate.api import crdgen, environments, repoconfig
+from tests.harness import schema
 
 EXAMPLE = """\
 version: 1
@@ -373,5 +374,31 @@ def test_a_pull_requests_own_file_approves_nothing() -> None:
     assert (spec.approval.mode, spec.apply_on_merge) == ("manual", False)
 
 
-def test_no_entry_changes_nothing() -> None:
-    assert repoconfig.with_defaults(env_spec(), None, pull_request=False) == env_spec()
+def test_without_an_entry_the_unset_fields_take_their_defaults() -> None:
+    for pull_request in (False, True):
+        spec = repoconfig.with_defaults(env_spec(), None, pull_request=pull_request)
+        assert (spec.approval.mode, spec.apply_on_merge, spec.plan_on_pull_request) == ("manual", False, True)
+    given = env_spec(applyOnMerge=True, planOnPullRequest=False)
+    assert repoconfig.with_defaults(given, None, pull_request=False) == given
+
+
+def test_the_file_applies_to_an_environment_as_the_api_server_stores_it() -> None:
+    """The API server fills in the CRD's defaults: a field the Environment leaves out must still be unset."""
+    crd = crdgen.openapi_schema(environments.EnvironmentSpec)
+    stored = schema.apply_defaults(crd, {"repositoryRef": {"name": "a"}})
+    spec = environments.EnvironmentSpec.model_validate(stored)
+    assert (spec.apply_on_merge, spec.plan_on_pull_request) == (None, None)
+    spec = repoconfig.with_defaults(spec, DEFAULTS, pull_request=False)
+    assert (spec.approval.mode, spec.apply_on_merge, spec.plan_on_pull_request) == ("auto", True, False)
+
+
+def test_null_is_unset() -> None:
+    spec = repoconfig.with_defaults(env_spec(applyOnMerge=None, planOnPullRequest=None), DEFAULTS, pull_request=False)
+    assert (spec.apply_on_merge, spec.plan_on_pull_request) == (True, False)
+
+
+def test_a_pull_requests_own_file_never_turns_on_apply_on_merge() -> None:
+    spec = repoconfig.with_defaults(env_spec(applyOnMerge=None), DEFAULTS, pull_request=True)
+    assert (spec.approval.mode, spec.apply_on_merge, spec.plan_on_pull_request) == ("manual", False, False)
+    spec = repoconfig.with_defaults(env_spec(applyOnMerge=True), DEFAULTS, pull_request=True)
+    assert spec.apply_on_merge is True  # the Environment's own word still holds

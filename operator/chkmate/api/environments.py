@@ -103,8 +103,17 @@ class EnvironmentSpec(base.Model):
     vars: dict[str, str] = pydantic.Field(default_factory=dict, description="Terraform input variables.")
     vars_from: tuple[VarsFrom, ...] = pydantic.Field(default=(), description="Variables from Secrets or ConfigMaps.")
     approval: Approval = pydantic.Field(default_factory=Approval, description="When plans may be applied.")
-    plan_on_pull_request: bool = pydantic.Field(default=True, description="Plan pull requests against this branch.")
-    apply_on_merge: bool = pydantic.Field(default=False, description="Apply when a pull request is merged.")
+    # No default in the schema: the API server would store it, and the .chkmate.yml entry could never apply.
+    plan_on_pull_request: bool | None = pydantic.Field(
+        default=None,
+        description="Plan pull requests against this branch. Unset: the .chkmate.yml entry of this environment at "
+        "the branch's head decides, else true.",
+    )
+    apply_on_merge: bool | None = pydantic.Field(
+        default=None,
+        description="Apply when a pull request is merged. Unset: the .chkmate.yml entry of this environment at the "
+        "planned commit decides, else false.",
+    )
     drift_detection: DriftDetection = pydantic.Field(
         default_factory=DriftDetection, description="Scheduled drift checks."
     )

@@ -366,15 +366,14 @@ def with_defaults(
 
     The file is read at the commit being planned. A pull request's own file approves nothing: ``autoDeploy``
     and ``applyOnMerge`` count for branch plans only (a merged file was reviewed; a proposed one was not).
+    ``applyOnMerge`` and ``planOnPullRequest`` are unset when None (the schema has no default for them, so the
+    API server stores nothing), and always set here: without an entry they are false and true.
     """
-    if defaults is None:
-        return spec
     given, update = spec.model_fields_set, dict[str, Any]()
-    if "plan_on_pull_request" not in given:
-        update["plan_on_pull_request"] = defaults.plan_on_pull_request
-    if not pull_request:
-        if "approval" not in given and defaults.auto_deploy:
-            update["approval"] = environments.Approval(mode="auto")
-        if "apply_on_merge" not in given:
-            update["apply_on_merge"] = defaults.apply_on_merge
+    if spec.plan_on_pull_request is None:
+        update["plan_on_pull_request"] = defaults.plan_on_pull_request if defaults is not None else True
+    if spec.apply_on_merge is None:
+        update["apply_on_merge"] = defaults.apply_on_merge if defaults is not None and not pull_request else False
+    if defaults is not None and not pull_request and "approval" not in given and defaults.auto_deploy:
+        update["approval"] = environments.Approval(mode="auto")
     return spec.model_copy(update=update)

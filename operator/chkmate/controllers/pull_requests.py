@@ -1,7 +1,9 @@
 """Pull requests: a Plan of each head for the Environments that plan them, reported on the pull request; the
 ``/chkmate plan|apply`` commands; approvals that come from a merge or from reviews.
 
-Webhook side (called by :mod:`chkmate.controllers.webhook_marks`): :func:`plan_head` creates the Plan
+Webhook side (called by :mod:`chkmate.controllers.webhook_marks`): :func:`planned_for` picks the Environments that
+plan a pull request (their own ``planOnPullRequest``, else their entry in the ``.chkmate.yml`` of the base branch at
+its head, else yes); :func:`plan_head` creates the Plan
 ``<env>-pr<n>-<sha10>`` (revision ``<head_ref>@sha1:<sha>``, ``spec.pullRequest``), which plans without taking the
 state lock; :func:`close` deletes a closed pull request's Plans and, on a merge, records the pull request on the
 Environments of its base branch (:data:`MERGED_ANNOTATION`); :func:`command` runs comment commands from users with
@@ -26,13 +28,14 @@ effort: a GitHub error while reporting is logged and never fails the plan; the n
 reports again.
 
 I/O: GitHub (pull requests, comments, reviews, permissions, check runs), Kubernetes (Plans, Environments, the plan
-output ConfigMap).
+output ConfigMap), git (the mirror: the base branch's ``.chkmate.yml``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -41,10 +44,10 @@ import pydantic
 
 from chkmate import API_VERSION, errors
 from chkmate.api import conditions as conds
-from chkmate.api import environments, kinds
+from chkmate.api import environments, kinds, repoconfig
 from chkmate.api import plans as plans_api
 from chkmate.clients import github, kube, storage
-from chkmate.controllers import access, indexing, memos, plan_runs, reconciling, sources
+from chkmate.controllers import access, indexing, memos, plan_runs, polling, reconciling, sources
 from chkmate.domain import comments, redaction, security
 from chkmate.domain import plans as plan_logic
 from chkmate.webhooks import events
@@ -58,6 +61,8 @@ MERGED_KEPT = 5  # merges remembered per Environment: more than can land while o
 PLAN_NAME_SHA = 10
 RUNNING = frozenset({None, "Pending", "Planning"})
 DECIDING_REVIEWS = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})  # a later COMMENTED review changes nothing
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,17 +91,74 @@ class Candidate:
         return self.env.name
 
     @property
-    def plans_pull_requests(self) -> bool:
-        return self.env.spec.get("planOnPullRequest", True) is not False
+    def plans_pull_requests(self) -> bool | None:
+        """The Environment's own ``planOnPullRequest``; None when it leaves it to ``.chkmate.yml`` (the schema has
+        no default for it, so an Environment that does not say stores nothing, or null)."""
+        value = self.env.spec.get("planOnPullRequest")
+        return value if isinstance(value, bool) else None
 
 
 def plan_name(environment: str, number: int, commit: str) -> str:
     return f"{environment}-pr{number}-{commit[:PLAN_NAME_SHA]}"
 
 
-def planned_for(candidates: Iterable[Candidate], base: str) -> list[Candidate]:
-    """The Environments that plan pull requests into ``base``."""
-    return [c for c in candidates if c.branch == base and c.plans_pull_requests]
+# (remote URL, branch) -> the branch's .chkmate.yml at its head, or why it could not be read
+BaseConfigs = dict[tuple[str, str], repoconfig.RepoConfig | errors.ChkmateError | None]
+
+
+async def planned_for(
+    memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, candidates: Iterable[Candidate], base: str
+) -> list[Candidate]:
+    """The Environments that plan pull requests into ``base``: those saying so in ``planOnPullRequest``, and those
+    leaving it unset unless their entry in the ``.chkmate.yml`` of ``base`` turns it off.
+
+    The file of the base branch decides, not the pull request's own (which is not reviewed yet). It is read once
+    per branch, at the head the Environment was last marked with (no ls-remote once the mirror holds it). When it
+    cannot be read or is invalid, those Environments are skipped with a log line: the Environment reports why
+    (InvalidRepoConfig), and the delivery is not failed over it.
+    """
+    planned, configs = [], BaseConfigs()
+    for candidate in candidates:
+        own = candidate.plans_pull_requests
+        if candidate.branch != base or own is False:
+            continue
+        if own is None:
+            try:
+                config = await _base_config(memo, indexes, namespace, candidate, configs)
+            except errors.ChkmateError as e:
+                logger.warning(
+                    f"Pull requests into {base!r} are not planned for Environment {namespace}/{candidate.name}: "
+                    f"{e.message}"
+                )
+                continue
+            entry = config.environments.get(candidate.name) if config is not None else None
+            if entry is not None and not entry.plan_on_pull_request:
+                continue
+        planned.append(candidate)
+    return planned
+
+
+async def _base_config(
+    memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, candidate: Candidate, configs: BaseConfigs
+) -> repoconfig.RepoConfig | None:
+    """The ``.chkmate.yml`` at the head of the candidate's branch (None when absent), read once per branch."""
+    try:
+        spec = environments.EnvironmentSpec.model_validate(candidate.env.spec)
+    except pydantic.ValidationError as e:
+        raise errors.InvalidSpec(f"Environment {candidate.name!r} has an invalid spec.") from e
+    source = await sources.resolve(memo, indexes, namespace, spec)
+    key = (source.remote.url, source.branch)
+    if key not in configs:
+        marked = sources.polled_commit(candidate.env.annotations.get(polling.POLLED_ANNOTATION), source.branch)
+        try:
+            head = await sources.head(memo, source, expected=marked)
+            configs[key] = sources.repo_config(await sources.files_at(memo, source, head))
+        except errors.ChkmateError as e:
+            configs[key] = e
+    found = configs[key]
+    if isinstance(found, errors.ChkmateError):
+        raise found
+    return found
 
 
 # -- webhook side ------------------------------------------------------------------------------------------------
@@ -189,7 +251,8 @@ async def command(
             "Environment's credentials). Push the branch to this repository to get a plan.",
         )
         return
-    targets = [c for c in planned_for(candidates, pull.base_ref) if mark.env in (None, c.name)]
+    planned = await planned_for(memo, indexes, namespace, candidates, pull.base_ref)
+    targets = [c for c in planned if mark.env in (None, c.name)]
     if not targets:
         await pulls.comment(
             mark.number,

@@ -13,8 +13,9 @@
     ``chkmate.dev/polledRevision=<branch>@sha1:<after>``, exactly what the poller writes, but now (an Environment
     lists the remote afresh when its mark names a commit it has not seen).
   - ``PullRequestMark``: opened, synchronize, reopened: a Plan of the head for each Environment with
-    ``planOnPullRequest`` deploying the base branch; closed: the pull request's Plans are deleted, and a merge is
-    recorded on those Environments (:mod:`chkmate.controllers.pull_requests`).
+    ``planOnPullRequest`` deploying the base branch (unset: as the base branch's ``.chkmate.yml`` says, read once
+    per branch from the mirror); closed: the pull request's Plans are deleted, and a merge is recorded on those
+    Environments (:mod:`chkmate.controllers.pull_requests`).
   - ``InstallationMark``: the connections using that installation reconcile (``chkmate.dev/requestedAt``).
   - ``CommentCommandMark``: ``/chkmate plan|apply [env]`` (:func:`chkmate.controllers.pull_requests.command`).
 
@@ -26,7 +27,7 @@ keeps running meanwhile (polling still works): failing the startup would restart
 missing Secret.
 
 I/O: serves HTTP (the receiver); Kubernetes (annotation patches, Plans, webhook Secrets); GitHub for comment commands
-only.
+only; git (the mirror) for the ``.chkmate.yml`` of a pull request's base branch.
 """
 
 from __future__ import annotations
@@ -189,7 +190,10 @@ class Webhooks:
         head = pull_requests.Head(mark.number, mark.head_ref, mark.head_sha, mark.base_ref)
         for scope, candidates in self._environments(connections, mark.repo):
             if mark.action in OPENING_ACTIONS:
-                for env in pull_requests.planned_for(candidates, head.base_ref):
+                planned = await pull_requests.planned_for(
+                    self.memo, self.indexes, scope.namespace, candidates, head.base_ref
+                )
+                for env in planned:
                     await pull_requests.plan_head(self.memo, self.indexes, scope.namespace, env.name, head)
             elif mark.action == "closed":
                 await pull_requests.close(
