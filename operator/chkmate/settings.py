@@ -57,6 +57,9 @@ class Settings:
     runner_poll_interval: float = 3.0
     # Drift checks running at once, operator-wide (each runs an engine).
     drift_concurrency: int = 4
+    # Plan runs at once, operator-wide (fetch, state lock, engine, outputs); more wait in line, so a burst of pushes
+    # queues its runs while new commits still get their Plans at once (like Atlantis' parallel pool).
+    run_concurrency: int = 4
     # Plans kept per Environment before garbage collection.
     plan_history: int = 10
     # HTTP ports (0 disables): kopf liveness, Prometheus metrics, GitHub webhooks.

@@ -38,10 +38,13 @@ class Memo:
     webhooks: Service | None = None  # the GitHub webhook receiver, when settings.webhook_port is set
     _kube: kube_.KubeClient | None = None
     _locks: dict[str, asyncio.Lock] = dataclasses.field(default_factory=dict)
+    # At most settings.run_concurrency plan runs at once (controllers.plans).
+    run_gate: asyncio.Semaphore = dataclasses.field(init=False)
     # The Ready status each object had in its last watch event, by uid (controllers.dependents).
     ready_seen: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.run_gate = asyncio.Semaphore(max(1, self.settings.run_concurrency))
         self.github = connections.GitHubConnections(
             timeout=self.settings.github_timeout, on_response=self._github_response
         )

@@ -81,7 +81,8 @@ async def reconcile_plan(request: Request) -> Outcome:
         defaults = config.environments.get(env.name) if config is not None else None
         env_spec = repoconfig.with_defaults(env_spec, defaults, pull_request=request.spec.pull_request is not None)
     if status.phase in (None, "Pending", "Planning"):
-        return await _plan(request, env, env_spec, source, fresh)
+        async with request.memo.run_gate:  # Settings.run_concurrency: a burst of commits queues its runs here
+            return await _plan(request, env, env_spec, source, fresh)
     return await _approve_and_apply(request, env, env_spec, source)
 
 

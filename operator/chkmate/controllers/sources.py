@@ -111,13 +111,9 @@ async def head(memo: memos.Memo, source: Source, *, expected: str | None = None)
     user's explicit request).
     """
     mirrors = memo.mirrors
-    if expected and _SHA.fullmatch(expected):
-        async with mirrors.lock(source.remote):
-            if not await mirrors.has_commit(source.remote, expected):
-                await mirrors.fetch(source.remote, [source.branch])
-            if await mirrors.has_commit(source.remote, expected):
-                return expected
-        # Gone from the branch (force-pushed away): ask the remote where it is now.
+    if expected and _SHA.fullmatch(expected) and await _fetched(memo, source, expected):
+        return expected
+    # No mark, or its commit is gone from the branch (force-pushed away): ask the remote where it is now.
     max_age = 0.0 if expected is not None else HEAD_MAX_AGE
     async with mirrors.lock(source.remote):
         found = await mirrors.refresh(source.remote, source.branch, max_age=max_age)
@@ -140,17 +136,30 @@ def polled_commit(polled: str | None, branch: str) -> str | None:
 
 async def files_at(memo: memos.Memo, source: Source, commit: str) -> dict[str, bytes]:
     """Every file of the commit (modules outside the root path are reachable by relative paths)."""
+    if not await _fetched(memo, source, commit):
+        raise errors.ChkmateError(
+            f"Commit {commit} is not on {source.full_name}@{source.branch}.",
+            reason=conds.Reasons.BRANCH_NOT_FOUND,
+            retryable=True,
+        )
+    # Outside the mirror's lock: objects never change and refs move atomically, so reads need not wait for fetches.
+    return await memo.mirrors.read_tree(source.remote, commit) or {}
+
+
+async def _fetched(memo: memos.Memo, source: Source, commit: str) -> bool:
+    """Whether the mirror holds ``commit``, fetching once if it does not.
+
+    Only fetches hold the mirror's lock, and a fetch brings every branch: when pushes to several branches of one
+    repository arrive together, the objects waiting in line behind the first fetch find their commits already
+    there (one fetch for them all, not one per branch in turn).
+    """
     mirrors = memo.mirrors
+    if await mirrors.has_commit(source.remote, commit):
+        return True
     async with mirrors.lock(source.remote):
-        if not await mirrors.has_commit(source.remote, commit):
-            await mirrors.fetch(source.remote, [source.branch])
-        if not await mirrors.has_commit(source.remote, commit):
-            raise errors.ChkmateError(
-                f"Commit {commit} is not on {source.full_name}@{source.branch}.",
-                reason=conds.Reasons.BRANCH_NOT_FOUND,
-                retryable=True,
-            )
-        return await mirrors.read_tree(source.remote, commit) or {}
+        if not await mirrors.has_commit(source.remote, commit):  # the fetch of whoever held the lock may have it
+            await mirrors.fetch(source.remote)
+    return await mirrors.has_commit(source.remote, commit)
 
 
 def repo_config(files: Mapping[str, bytes]) -> repoconfig.RepoConfig | None:
