@@ -49,3 +49,7 @@ async def test_a_chain_applied_in_reverse_order_settles_without_waiting_for_retr
     await chkmate.wait_condition("GitHubRepository", "live", "Ready", "True", timeout=15)
     env = await chkmate.wait_condition("Environment", "production", "Ready", "True", timeout=15)
     assert env["status"]["lastPlan"]["name"].startswith("production-")
+    # Woken, not "requested": chkmate.dev/requestedAt is a person asking (a link would push without autoSync).
+    annotations = env["metadata"]["annotations"]
+    assert annotations["chkmate.dev/dependencyReady"].startswith("GitHubRepository/live@")
+    assert "chkmate.dev/requestedAt" not in annotations

@@ -60,6 +60,19 @@ async def test_ls_remote_fetch_and_read(
     }
 
 
+async def test_a_read_larger_than_the_blob_cache_is_whole(
+    mirrors: git.Mirrors, remote: git.Remote, git_server: gitserver.GitServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache is bounded and shared: a read returns what it read, not what is left in the cache afterwards."""
+    monkeypatch.setattr(git, "BLOB_CACHE_BYTES", 8)  # holds one of the files at most
+    head = git_server.head("octo", "infra", "main") or ""
+    await mirrors.fetch(remote)
+    first = await mirrors.read_tree(remote, head)
+    nested = {"net/main.tf": b"a = 1\n", "net/modules/x/main.tf": b"b = 2\n"}
+    assert first == {"README.md": b"hi\n", **{f"stacks/{name}": data for name, data in nested.items()}}
+    assert await mirrors.read_tree(remote, head, "stacks") == nested
+
+
 async def test_a_second_read_costs_what_changed_and_equals_a_cold_read(
     mirrors: git.Mirrors, remote: git.Remote, git_server: gitserver.GitServer, tmp_path: Path
 ) -> None:

@@ -1,7 +1,9 @@
-"""``Settings.run_concurrency``: at most that many plan runs at once, operator-wide; the others wait in line.
+"""``Settings.run_concurrency``: at most that many local plan runs at once, operator-wide; the others wait in line.
 
-Runs are made visible with the Job runner: each run is a Kubernetes Job that stays until the test finishes it
-(as the Job controller would), so the number of Jobs present is the number of runs going on.
+Local runs go through a wrapper of the real terraform that writes when each ``plan`` starts and ends (and takes
+long enough for runs to overlap if they may), so the log says how many ran at once. Job runs scale out in the
+cluster and are not held back: each is a Kubernetes Job that stays until the test finishes it (as the Job
+controller would), so the Jobs present are the runs going on.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,41 +25,82 @@ pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terra
 ENVIRONMENTS = ("alpha", "beta", "gamma")
 
 
-@pytest.fixture(params=[1, 2], ids=["one-at-a-time", "two-at-a-time"])
+@pytest.fixture(params=[1, 3], ids=["one-at-a-time", "three-at-a-time"])
 def run_concurrency(request: pytest.FixtureRequest) -> int:
     return int(request.param)
 
 
 @pytest.fixture
-def operator_settings(tmp_path: Path, run_concurrency: int) -> settings_.Settings:
+def run_log(tmp_path: Path) -> Path:
+    return tmp_path / "runs.log"
+
+
+@pytest.fixture
+def operator_settings(tmp_path: Path, run_concurrency: int, run_log: Path) -> settings_.Settings:
+    wrapper = tmp_path / "terraform-logging-runs"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = plan ]; then echo "start $(date +%s.%N)" >> {run_log}; sleep 0.6; fi\n'
+        f'{shutil.which("terraform")} "$@"; code=$?\n'
+        f'if [ "$1" = plan ]; then echo "end $(date +%s.%N)" >> {run_log}; fi\n'
+        "exit $code\n"
+    )
+    wrapper.chmod(0o755)
     return quick_settings(
-        tmp_path, runner_image=IMAGE, runner_poll_interval=0.05, run_concurrency=run_concurrency
+        tmp_path,
+        terraform_binary=str(wrapper),
+        runner_image=IMAGE,
+        runner_poll_interval=0.05,
+        run_concurrency=run_concurrency,
     )
 
 
-async def test_plan_runs_beyond_the_limit_wait_in_line(
-    chkmate: Cluster, github: github_api.GitHubDouble, git_server: gitserver.GitServer, run_concurrency: int
+def environment(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "chkmate.dev/v1alpha1", "kind": "Environment", "metadata": {"name": name},
+        "spec": {"repositoryRef": {"name": "live"}, "branch": "main", "engine": "terraform",
+                 "approval": {"mode": "manual"}, **spec},
+    }  # fmt: skip
+
+
+async def test_local_runs_beyond_the_limit_wait_in_line(
+    chkmate: Cluster,
+    github: github_api.GitHubDouble,
+    git_server: gitserver.GitServer,
+    run_concurrency: int,
+    run_log: Path,
 ) -> None:
     await connect_repository(chkmate, github, git_server, "live", {"main.tf": MAIN})
     for name in ENVIRONMENTS:
-        await chkmate.apply({
-            "apiVersion": "chkmate.dev/v1alpha1", "kind": "Environment", "metadata": {"name": name},
-            "spec": {"repositoryRef": {"name": "live"}, "branch": "main", "engine": "terraform",
-                     "approval": {"mode": "manual"}, "runner": {"mode": "Job"}},
-        })
-    finished: set[str] = set()
-    while len(finished) < len(ENVIRONMENTS):
-        running = await kube.wait_for(lambda: _running(chkmate, finished), timeout=30)
-        await asyncio.sleep(0.5)  # time for any run beyond the limit to start, were it not held back
-        running = await _running(chkmate, finished) or running
-        assert len(running) == min(run_concurrency, len(ENVIRONMENTS) - len(finished)), running
-        job = running[0]
+        await chkmate.apply(environment(name))
+    for name in ENVIRONMENTS:  # every run ends, none is lost in the line
+        await chkmate.wait_condition("Environment", name, "Ready", "True", timeout=30)
+    log = await asyncio.to_thread(run_log.read_text)
+    events = sorted(
+        (float(stamp), 1 if kind == "start" else -1) for kind, stamp in (line.split() for line in log.splitlines())
+    )
+    assert sum(1 for _, step in events if step == 1) == len(ENVIRONMENTS)
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    if run_concurrency == 1:
+        assert most == 1, log
+    else:  # the control: without a tight limit, the same runs do overlap
+        assert most >= 2, log
+
+
+@pytest.mark.parametrize("run_concurrency", [1], ids=["limit-1"], indirect=True)
+async def test_job_runs_are_not_held_back(
+    chkmate: Cluster, github: github_api.GitHubDouble, git_server: gitserver.GitServer
+) -> None:
+    await connect_repository(chkmate, github, git_server, "live", {"main.tf": MAIN})
+    for name in ENVIRONMENTS:
+        await chkmate.apply(environment(name, runner={"mode": "Job"}))
+
+    async def all_running() -> list[dict[str, Any]] | None:
+        jobs = await runner_jobs(chkmate, "plan")
+        return jobs if len(jobs) == len(ENVIRONMENTS) else None
+
+    for job in await kube.wait_for(all_running, timeout=30):
         await finish(chkmate, job, reason="DeadlineExceeded", message="stopped by the test")
-        finished.add(job["metadata"]["name"])
-    for name in ENVIRONMENTS:  # every run ended (here: failed, as the test stopped it), none was lost
-        await chkmate.wait_condition("Environment", name, "Ready", "False", "RunTimedOut")
-
-
-async def _running(cluster: Cluster, finished: set[str]) -> list[dict[str, object]] | None:
-    jobs = [j for j in await runner_jobs(cluster, "plan") if j["metadata"]["name"] not in finished]
-    return sorted(jobs, key=lambda j: str(j["metadata"]["name"])) or None

@@ -182,8 +182,26 @@ async def test_a_kept_init_is_never_changed_by_a_run(engine: terraform.Engine) -
     assert b'"again"' in (kept / ".terraform/modules/modules.json").read_bytes(), "the new init is kept whole"
     assert probe.read_bytes() == before[Path(".terraform/modules/modules.json")], "init wrote into the kept copy"
 
-    shutil.rmtree(kept)
+    shutil.rmtree(kept.resolve())  # the version `current` points to vanished (another run kept a newer one)
     assert "$ init" in (await engine.plan(keyed)).log
+
+
+@needs_terraform
+async def test_an_engine_asking_for_init_in_tofu_words_gets_it(tmp_path: Path) -> None:
+    """The image runs OpenTofu as the `terraform` engine: its "Run tofu init" must be understood too."""
+    wrapper = tmp_path / "terraform-speaking-tofu"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'{shutil.which("terraform")} "$@" > out.$$ 2> err.$$; code=$?\n'
+        "sed 's/terraform init/tofu init/g' out.$$; sed 's/terraform init/tofu init/g' err.$$ >&2\n"
+        "rm -f out.$$ err.$$; exit $code\n"
+    )
+    wrapper.chmod(0o755)
+    engine = terraform.Engine(str(wrapper), work_root=tmp_path / "work", timeout=30)
+    await engine.plan(dataclasses.replace(workspace(), init_key="ns/prod"))
+    called_twice = MAIN + '\nmodule "again" {\n  source = "../../modules/inner"\n  name   = "two"\n}\n'
+    grown = await engine.plan(dataclasses.replace(workspace(called_twice), init_key="ns/prod"))
+    assert "tofu init" in grown.log and grown.result.summary == plans.Summary(add=5)
 
 
 @needs_terraform

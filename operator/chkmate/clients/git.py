@@ -211,13 +211,17 @@ class Mirrors:
         listing = await self._listing(mirror, remote.url, commit, where)
         if not listing:
             return None
-        missing = sorted({sha for sha in listing.values() if sha not in self._blobs})
+        # The contents are taken from the cache now and from the read below, not from the cache afterwards: other
+        # reads during the await may evict them (the cache is shared and bounded).
+        wanted = set(listing.values())
+        contents = {sha: self._blob(sha) for sha in wanted if sha in self._blobs}
+        missing = sorted(wanted - contents.keys())
         if missing:
-            await self._read_blobs(mirror, missing)
+            contents.update(await self._read_blobs(mirror, missing))
         if where in listing:  # a file
-            return {posix_basename(where): self._blob(listing[where])}
+            return {posix_basename(where): contents[listing[where]]}
         prefix = len(where) + 1 if where else 0
-        return {name[prefix:]: self._blob(sha) for name, sha in listing.items()}
+        return {name[prefix:]: contents[sha] for name, sha in listing.items()}
 
     async def _listing(self, mirror: Path, url: str, commit: str, where: str) -> dict[str, str]:
         """``{path from the root: blob sha}`` under ``where`` at ``commit`` (cached per commit and path)."""
@@ -252,13 +256,16 @@ class Mirrors:
         self._last_listed[(url, where)] = commit
         return listing
 
-    async def _read_blobs(self, mirror: Path, shas: list[str]) -> None:
-        """Read ``shas`` into the blob cache through the mirror's long-lived ``cat-file --batch``."""
+    async def _read_blobs(self, mirror: Path, shas: list[str]) -> dict[str, bytes]:
+        """``{sha: content}`` of ``shas``, read through the mirror's long-lived ``cat-file --batch`` and cached."""
+        read = {}
         for sha, found in zip(shas, await self._read(mirror, shas), strict=True):
             if found is None or found[0] != "blob":
                 raise GitError(f"git cat-file: {sha} is {'missing' if found is None else 'a ' + found[0]}")
             self._store(sha, found[1])
+            read[sha] = found[1]
         self.blobs_read += len(shas)
+        return read
 
     def _store(self, sha: str, data: bytes) -> None:
         self._blobs[sha] = data

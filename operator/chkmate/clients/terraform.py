@@ -66,6 +66,7 @@ MAX_ERRORS = 3
 MAX_DETAIL = 400
 MAX_MESSAGE = 2000
 
+_ASKS_FOR_INIT = re.compile(r"\b(terraform|tofu) init\b")
 _DIAGNOSTIC = re.compile(r"^(Error|Warning): ", re.MULTILINE)
 _LOCATION = re.compile(r"^\s+on (.+?) line (\d+)", re.MULTILINE)
 
@@ -304,8 +305,11 @@ class Engine:
         return self.work_root / "init-cache" / hashlib.sha256(f"{self.kind}\0{key}".encode()).hexdigest()[:32]
 
     def _asks_for_init(self, done: _Completed) -> bool:
-        """Whether a failed command says the working directory needs ``init`` (providers, modules, backend)."""
-        return re.search(rf"\b{re.escape(self.kind)} init\b", done.err + done.out) is not None
+        """Whether a failed command says the working directory needs ``init`` (providers, modules, backend).
+
+        Either engine's wording counts, whatever ``kind`` says: the image runs OpenTofu as ``terraform``.
+        """
+        return _ASKS_FOR_INIT.search(done.err + done.out) is not None
 
     async def _checked(self, run: _Run, args: list[str]) -> _Completed:
         done = await self._run(run, args)
@@ -445,19 +449,27 @@ def _init_lock(work_root: Path) -> asyncio.Lock:
 
 def _restore_init(cache: Path, module: Path) -> list[Path] | None:
     """Copy the kept ``.terraform`` folder (and lock file, unless the code has its own) into ``module``; the paths
-    restored, or None if nothing is kept or it vanished while being copied (another run was replacing it).
+    restored, or None if nothing is kept, the code brings a ``.terraform`` of its own, or the kept version was
+    removed while being copied (another run kept a newer one).
 
-    Files are hard links when the file system allows: a kept folder is replaced whole, never changed in place, and
-    a run that needs ``init`` removes what was restored first (:func:`_forget_init`), so restoring costs a
-    directory walk, not the modules' bytes.
+    The cache's ``current`` is a symbolic link to a version folder that is never changed (a newer init makes a new
+    one and moves the link): it is resolved once, so a copy never mixes two inits. Files are hard links when the
+    file system allows, and a run that needs ``init`` removes what was restored first (:func:`_forget_init`), so
+    restoring costs a directory walk, not the modules' bytes.
     """
-    kept, restored = cache / "current", [module / INIT_DIR]
+    if (module / INIT_DIR).exists():
+        return None
+    try:
+        kept = cache / os.readlink(cache / "current")
+    except OSError:
+        return None
+    restored = [module / INIT_DIR]
     try:
         shutil.copytree(kept / INIT_DIR, module / INIT_DIR, symlinks=True, copy_function=_link_or_copy)
         if (kept / LOCK_FILE).is_file() and not (module / LOCK_FILE).exists():
             restored.append(module / LOCK_FILE)
             _link_or_copy(str(kept / LOCK_FILE), str(module / LOCK_FILE))
-    except (FileNotFoundError, shutil.Error):
+    except (OSError, shutil.Error):
         _forget_init(restored)
         return None
     return restored
@@ -474,20 +486,23 @@ def _forget_init(restored: list[Path]) -> None:
 
 
 def _keep_init(module: Path, cache: Path) -> None:
-    """Keep ``module``'s fresh ``.terraform`` and lock file as the cache's ``current``, replaced whole by rename."""
+    """Keep ``module``'s fresh ``.terraform`` and lock file as a new version folder, point ``current`` at it
+    (``os.replace`` of a symbolic link: atomic), then remove the other versions."""
     cache.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix="staged-", dir=cache))
+    version = Path(tempfile.mkdtemp(prefix="v-", dir=cache))
     try:
-        shutil.copytree(module / INIT_DIR, staged / INIT_DIR, symlinks=True)
+        shutil.copytree(module / INIT_DIR, version / INIT_DIR, symlinks=True)
         if (module / LOCK_FILE).is_file():
-            shutil.copy2(module / LOCK_FILE, staged / LOCK_FILE)
-        old = cache / f"old-{os.getpid()}-{staged.name}"
-        with contextlib.suppress(FileNotFoundError):
-            (cache / "current").rename(old)
-        staged.rename(cache / "current")
-        shutil.rmtree(old, ignore_errors=True)
+            shutil.copy2(module / LOCK_FILE, version / LOCK_FILE)
+        link = cache / f".current-{version.name}"
+        link.symlink_to(version.name)
+        os.replace(link, cache / "current")
     except OSError:
-        shutil.rmtree(staged, ignore_errors=True)  # no cache this time; the next init tries again
+        shutil.rmtree(version, ignore_errors=True)  # no cache this time; the next init tries again
+        return
+    for other in cache.glob("v-*"):  # a reader copying one of these falls back to init
+        if other != version:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _link_or_copy(source: str, target: str) -> None:

@@ -3,7 +3,7 @@
 An object whose reference is missing or not Ready fails with ``DependencyNotFound``/``DependencyNotReady`` and is
 retried with a growing delay (:func:`reconciling.dependency_delay`). When the object it waits for turns Ready, a
 watch-event handler asks every waiting dependent (found through the reference indexes,
-:data:`indexing.REFERENCES`) to reconcile now, with the ``chkmate.dev/requestedAt`` annotation. It runs on the
+:data:`indexing.REFERENCES`) to reconcile now, with the ``chkmate.dev/dependencyReady`` annotation. It runs on the
 dependency's own watch event, after kopf updated the indexes, so the dependent's reconcile sees the dependency
 Ready. Applying a connection, a repository and ten Environments together then settles in a few reconciles
 instead of a retry storm. I/O: Kubernetes (annotation patches).
@@ -21,8 +21,10 @@ from chkmate import GROUP, VERSION
 from chkmate.api import base
 from chkmate.api import conditions as conds
 from chkmate.clients import kube
-from chkmate.controllers import indexing, memos, reconciling, registering
+from chkmate.controllers import indexing, memos, registering
 
+# Written on a waiting object to wake it (any chkmate.dev/ annotation change runs its reconcile).
+WOKEN_ANNOTATION = "chkmate.dev/dependencyReady"
 WAITING_REASONS = frozenset({conds.Reasons.DEPENDENCY_NOT_READY, conds.Reasons.DEPENDENCY_NOT_FOUND})
 
 
@@ -55,10 +57,12 @@ def handler_for(info: base.KindInfo) -> Any:
             return
         namespace, name = body.metadata.namespace or "", body.metadata.name or ""
         dependents = waiting(indexes, info, namespace, name)
-        stamp = f"ready-{info.kind}-{name}-{body.metadata.get('resourceVersion', '')}"
+        stamp = f"{info.kind}/{name}@{body.metadata.get('resourceVersion', '')}"
 
         async def wake(referrer: base.KindInfo, summary: indexing.Summary) -> None:
-            annotations: dict[str, str | None] = {reconciling.REQUESTED_AT_ANNOTATION: stamp}
+            # Not chkmate.dev/requestedAt: that is a person asking (a link then pushes even without autoSync, an
+            # Environment lists the remote afresh); this only says "what you wait for is Ready now".
+            annotations: dict[str, str | None] = {WOKEN_ANNOTATION: stamp}
             progress = registering.progress_annotation(referrer.kind)
             if progress is not None:  # kopf holds a failed handler until its retry delay: forget that delay
                 annotations[progress] = None

@@ -65,6 +65,23 @@ async def reconcile_plan(request: Request) -> Outcome:
                 ),
             ),
         )
+    if status.phase in (None, "Pending", "Planning") and _runs_here(env):
+        # Settings.run_concurrency: a burst of commits queues its local runs here (Job runs scale out instead).
+        # Everything after the wait is read then: the Environment as it is by then, the time the lock takes.
+        async with request.memo.run_gate:
+            return await _prepare(dataclasses.replace(request, now=datetime.datetime.now(datetime.UTC)), env)
+    return await _prepare(request, env)
+
+
+def _runs_here(env: indexing.Summary) -> bool:
+    """Whether the Environment's runs are subprocesses of the operator (runner mode Local, the default)."""
+    runner = env.spec.get("runner")
+    return not isinstance(runner, dict) or runner.get("mode", "Local") == "Local"
+
+
+async def _prepare(request: Request, env: indexing.Summary) -> Outcome:
+    """Read the Environment and the planned commit's ``.chkmate.yml``, then plan, or approve and apply."""
+    status = request.status
     # The spec as stored now, not as the index last saw it: kopf updates an object's index entry when that
     # object's worker takes the event, which waits while a handler of the object runs; a change of approval mode
     # made just before a push must hold for the push's Plan.
@@ -81,8 +98,7 @@ async def reconcile_plan(request: Request) -> Outcome:
         defaults = config.environments.get(env.name) if config is not None else None
         env_spec = repoconfig.with_defaults(env_spec, defaults, pull_request=request.spec.pull_request is not None)
     if status.phase in (None, "Pending", "Planning"):
-        async with request.memo.run_gate:  # Settings.run_concurrency: a burst of commits queues its runs here
-            return await _plan(request, env, env_spec, source, fresh)
+        return await _plan(request, env, env_spec, source, fresh)
     return await _approve_and_apply(request, env, env_spec, source)
 
 
