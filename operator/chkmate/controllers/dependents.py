@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import kopf
@@ -40,7 +41,7 @@ def waiting(indexes: dict[str, Any], info: base.KindInfo, namespace: str, name: 
     return found
 
 
-def handler_for(info: base.KindInfo) -> Any:
+def handler_for(info: base.KindInfo) -> Callable[..., Coroutine[Any, Any, None]]:
     async def dependency_moved(
         *, type: str | None, body: kopf.Body, memo: Any, logger: Any, **indexes: Any
     ) -> None:
