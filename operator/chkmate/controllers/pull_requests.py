@@ -141,7 +141,12 @@ async def planned_for(
 async def _base_config(
     memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, candidate: Candidate, configs: BaseConfigs
 ) -> repoconfig.RepoConfig | None:
-    """The ``.chkmate.yml`` at the head of the candidate's branch (None when absent), read once per branch."""
+    """The ``.chkmate.yml`` at the head of the candidate's branch (None when absent), read once per branch.
+
+    Only from what the mirror already holds (the commit the Environment was last marked with, else the branch as
+    last fetched): this runs before the delivery is answered, and GitHub gives up on a delivery after 10 seconds.
+    The Environment's own reconciles fetch its branch; before the first one, the default (plan) applies.
+    """
     try:
         spec = environments.EnvironmentSpec.model_validate(candidate.env.spec)
     except pydantic.ValidationError as e:
@@ -151,8 +156,11 @@ async def _base_config(
     if key not in configs:
         marked = sources.polled_commit(candidate.env.annotations.get(polling.POLLED_ANNOTATION), source.branch)
         try:
-            head = await sources.head(memo, source, expected=marked)
-            configs[key] = sources.repo_config(await sources.files_at(memo, source, head))
+            mirrors = memo.mirrors
+            known = marked is not None and await mirrors.has_commit(source.remote, marked)
+            head = marked if known else await mirrors.head(source.remote, source.branch)
+            files = await mirrors.read_tree(source.remote, head) if head is not None else None
+            configs[key] = sources.repo_config(files or {})
         except errors.ChkmateError as e:
             configs[key] = e
     found = configs[key]
