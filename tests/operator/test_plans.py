@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import gzip
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chkmate import settings as settings_
 from chkmate.clients import kube as kube_client
 from chkmate.clients import storage
 from tests.harness import github_api, gitserver, kube
@@ -272,3 +274,14 @@ async def test_a_held_lock_is_reported(ready: Cluster, git_server: gitserver.Git
     assert "Plan/someone-else" in message
     await storage.release_lock(ready.client, "default", "production", "Plan/someone-else")
     await plan_of(ready, head, "Applied")
+
+
+async def test_a_deleted_environment_leaves_no_kept_init(
+    ready: Cluster, git_server: gitserver.GitServer, operator_settings: settings_.Settings
+) -> None:
+    await ready.apply(environment("manual"))
+    await plan_of(ready, git_server.head("octo", "live", "main"), "Planned")
+    kept = operator_settings.work_dir / "runs" / "init-cache"
+    assert await asyncio.to_thread(lambda: any(kept.iterdir())), "the plan's init is kept for the next one"
+    await ready.delete("Environment", "production")
+    await kube.wait_for(lambda: asyncio.to_thread(lambda: None if any(kept.iterdir()) else True), timeout=15)

@@ -299,6 +299,12 @@ class Engine:
         if cache is not None:
             await asyncio.to_thread(_keep_init, run.module, cache)
 
+    async def forget_init(self, key: str) -> None:
+        """Remove the init kept for ``key`` (its Environment is gone)."""
+        cache = self._init_cache(key)
+        if cache is not None:
+            await asyncio.to_thread(shutil.rmtree, cache, True)
+
     def _init_cache(self, key: str) -> Path | None:
         if not key:
             return None

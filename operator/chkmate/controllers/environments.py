@@ -21,7 +21,7 @@ from chkmate import API_VERSION, GROUP, VERSION
 from chkmate.api import conditions as conds
 from chkmate.api import environments, kinds
 from chkmate.clients import kube, storage
-from chkmate.controllers import indexing, memos, plans, polling, reconciling, registering, sources
+from chkmate.controllers import indexing, memos, plan_runs, plans, polling, reconciling, registering, sources
 
 Request = reconciling.Request[environments.EnvironmentSpec, environments.EnvironmentStatus]
 Outcome = reconciling.Outcome[environments.EnvironmentStatus]
@@ -221,6 +221,15 @@ async def plan_moved(*, type: str | None, body: kopf.Body, memo: Any, **indexes:
         await memos.of(memo).kube.patch(kube.ours(kinds.ENVIRONMENT.plural), namespace, env, patch)
 
 
+async def forget_environment(*, meta: kopf.Meta, memo: Any, **_: Any) -> None:
+    """The Environment is gone: drop the ``init`` its runs kept (optional: adds no finalizer; a restart while it
+    is being deleted leaves the folder, which the next Environment of that name reuses or replaces)."""
+    await plan_runs.forget_init(memos.of(memo).settings, sources.init_key(meta.namespace or "", meta.name or ""))
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     registering.reconcile_on_changes(registry, RECONCILER, handler_id="reconcile_environment")
+    kopf.on.delete(
+        GROUP, VERSION, kinds.ENVIRONMENT.plural, id="forget_environment_init", registry=registry, optional=True
+    )(forget_environment)
     kopf.on.event(GROUP, VERSION, kinds.PLAN.plural, id="plan_moved", registry=registry)(plan_moved)

@@ -128,6 +128,12 @@ async def apply(
     return storage.State(terraform=applied.state, builtin=state.builtin)
 
 
+async def forget_init(config: settings.Settings, init_key: str) -> None:
+    """Remove the inits kept for ``init_key`` by either engine (its Environment was deleted)."""
+    for engine in ("terraform", "tofu"):
+        await _engine(config, Inputs(engine=engine, path=".", vars={})).forget_init(init_key)
+
+
 def _builtin_plan(files: Mapping[str, bytes], state: storage.State, inputs: Inputs) -> tuple[plans.PlanResult, bytes]:
     texts = {
         path: data.decode("utf-8-sig", errors="replace")

@@ -216,8 +216,13 @@ async def inputs(
         sensitive_vars=frozenset(sensitive),
         destroy=destroy,
         timeout=common.parse_duration(spec.runner.timeout),
-        init_key=f"{namespace}/{name}",
+        init_key=init_key(namespace, name),
     )
+
+
+def init_key(namespace: str, environment: str) -> str:
+    """What an Environment's runs share their kept ``init`` under."""
+    return f"{namespace}/{environment}"
 
 
 async def _read_all(client: kube.KubeClient, namespace: str, kind: str, name: str, *, optional: bool) -> dict[str, str]:
