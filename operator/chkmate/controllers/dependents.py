@@ -26,6 +26,8 @@ from chkmate.controllers import indexing, memos, registering
 
 # Written on a waiting object to wake it (any chkmate.dev/ annotation change runs its reconcile).
 WOKEN_ANNOTATION = "chkmate.dev/dependencyReady"
+# Seconds after a wake-up when the objects still waiting are woken once more (see dependency_moved.again).
+RECHECK_AFTER = 5.0
 WAITING_REASONS = frozenset({conds.Reasons.DEPENDENCY_NOT_READY, conds.Reasons.DEPENDENCY_NOT_FOUND})
 
 
@@ -57,25 +59,36 @@ def handler_for(info: base.KindInfo) -> Callable[..., Coroutine[Any, Any, None]]
         if ready != conds.TRUE or before == conds.TRUE or type is None:  # type None: the listing at startup
             return
         namespace, name = body.metadata.namespace or "", body.metadata.name or ""
-        dependents = waiting(indexes, info, namespace, name)
         stamp = f"{info.kind}/{name}@{body.metadata.get('resourceVersion', '')}"
+        woken = await _wake(ours, waiting(indexes, info, namespace, name), stamp)
+        if woken:
+            logger.info(f"{info.kind} {name!r} is Ready: woke {woken} object(s) waiting for it.")
 
-        async def wake(referrer: base.KindInfo, summary: indexing.Summary) -> None:
-            # Not chkmate.dev/requestedAt: that is a person asking (a link then pushes even without autoSync, an
-            # Environment lists the remote afresh); this only says "what you wait for is Ready now".
-            annotations: dict[str, str | None] = {WOKEN_ANNOTATION: stamp}
-            progress = registering.progress_annotation(referrer.kind)
-            if progress is not None:  # kopf holds a failed handler until its retry delay: forget that delay
-                annotations[progress] = None
-            patch = {"metadata": {"annotations": annotations}}
-            with contextlib.suppress(kube.NotFound):
-                await ours.kube.patch(kube.ours(referrer.plural), summary.namespace, summary.name, patch)
+        async def again() -> None:
+            # A dependent whose failing reconcile was still running when woken has its retry delay written back
+            # by kopf afterwards, and sleeps through it: whoever still waits a moment later is woken once more.
+            await asyncio.sleep(RECHECK_AFTER)
+            await _wake(ours, waiting(indexes, info, namespace, name), f"{stamp}+{RECHECK_AFTER:g}s")
 
-        await asyncio.gather(*(wake(referrer, summary) for referrer, summary in dependents))
-        if dependents:
-            logger.info(f"{info.kind} {name!r} is Ready: woke {len(dependents)} object(s) waiting for it.")
+        ours.run_later(again())
 
     return dependency_moved
+
+
+async def _wake(ours: memos.Memo, dependents: list[tuple[base.KindInfo, indexing.Summary]], stamp: str) -> int:
+    async def wake(referrer: base.KindInfo, summary: indexing.Summary) -> None:
+        # Not chkmate.dev/requestedAt: that is a person asking (a link then pushes even without autoSync, an
+        # Environment lists the remote afresh); this only says "what you wait for is Ready now".
+        annotations: dict[str, str | None] = {WOKEN_ANNOTATION: stamp}
+        progress = registering.progress_annotation(referrer.kind)
+        if progress is not None:  # kopf holds a failed handler until its retry delay: forget that delay
+            annotations[progress] = None
+        patch = {"metadata": {"annotations": annotations}}
+        with contextlib.suppress(kube.NotFound):
+            await ours.kube.patch(kube.ours(referrer.plural), summary.namespace, summary.name, patch)
+
+    await asyncio.gather(*(wake(referrer, summary) for referrer, summary in dependents))
+    return len(dependents)
 
 
 def _ready(body: kopf.Body) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -40,6 +40,8 @@ class Memo:
     _locks: dict[str, asyncio.Lock] = dataclasses.field(default_factory=dict)
     # At most settings.run_concurrency plan runs at once (controllers.plans).
     run_gate: asyncio.Semaphore = dataclasses.field(init=False)
+    # Follow-up work started by handlers that must not hold their object's worker (controllers.dependents).
+    background: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
     # The Ready status each object had in its last watch event, by uid (controllers.dependents).
     ready_seen: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -86,7 +88,16 @@ class Memo:
         if previous is not None:
             await previous.close()
 
+    def run_later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background (kept referenced until it ends; cancelled by :meth:`close`)."""
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
     async def close(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         if self.webhooks is not None:  # first: deliveries in flight still use the clients below
             webhooks, self.webhooks = self.webhooks, None
             await webhooks.stop()
