@@ -29,7 +29,6 @@ KIND_MODULES = (
     connections, repositories, templates, links, environments, environment_drift, plans, polling, dependents,
 )
 FINALIZER = f"{GROUP}/finalizer"
-STATE_PREFIX = registering.STATE_PREFIX
 
 
 def register_all(registry: kopf.OperatorRegistry) -> None:
@@ -41,8 +40,8 @@ def register_all(registry: kopf.OperatorRegistry) -> None:
 def configure(settings: kopf.OperatorSettings) -> None:
     """Our kopf settings: state and finalizers under chkmate.dev, never in the schema-validated status."""
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STATE_PREFIX)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=registering.STATE_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=STATE_PREFIX, key="last-handled-configuration"
+        prefix=registering.STATE_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO  # kopf.info/warn from handlers become Events

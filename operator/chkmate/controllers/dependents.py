@@ -61,8 +61,9 @@ def handler_for(info: base.KindInfo) -> Callable[..., Coroutine[Any, Any, None]]
         namespace, name = body.metadata.namespace or "", body.metadata.name or ""
         stamp = f"{info.kind}/{name}@{body.metadata.get('resourceVersion', '')}"
         woken = await _wake(ours, waiting(indexes, info, namespace, name), stamp)
-        if woken:
-            logger.info(f"{info.kind} {name!r} is Ready: woke {woken} object(s) waiting for it.")
+        if not woken:
+            return  # the usual case (an Environment's Ready moves with every plan): nothing to look at again
+        logger.info(f"{info.kind} {name!r} is Ready: woke {woken} object(s) waiting for it.")
 
         async def again() -> None:
             # A dependent whose failing reconcile was still running when woken has its retry delay written back

@@ -113,7 +113,7 @@ async def planned_for(
     leaving it unset unless their entry in the ``.chkmate.yml`` of ``base`` turns it off.
 
     The file of the base branch decides, not the pull request's own (which is not reviewed yet). It is read once
-    per branch, at the head the Environment was last marked with (no ls-remote once the mirror holds it). When it
+    per branch, from the mirror only (:func:`_base_config`). When it
     cannot be read or is invalid, those Environments are skipped with a log line: the Environment reports why
     (InvalidRepoConfig), and the delivery is not failed over it.
     """
