@@ -21,8 +21,8 @@ polling).
 
 Run: ``.venv/bin/python -m bench.webhook_latency [--environments N] [--repositories R] [--rate N] [--duration S]
 [--polling-samples N]``; ``BENCH_PROFILE=<file>`` (``BENCH_EMULATOR_PROFILE=<file>``) writes the operator's (the
-emulator's) cProfile statistics there; ``BENCH_OPERATOR_HOOK=<file.py>`` runs that file in the operator's
-process first (to instrument it).
+emulator's) cProfile statistics there; ``BENCH_OPERATOR_HOOK=<file.py>`` (``BENCH_EMULATOR_HOOK``) runs that file in the
+operator's (the emulator's) process first (to instrument it).
 """
 
 from __future__ import annotations
@@ -141,6 +141,8 @@ def run_profiled(main: Coroutine[Any, Any, None], profile: str | None) -> None:
 def serve_emulator() -> None:
     """``--serve-emulator``: the emulator in a process of its own; prints its URL, serves until stdin closes."""
     remember_signatures()
+    if os.environ.get("BENCH_EMULATOR_HOOK"):  # a Python file run first, as BENCH_OPERATOR_HOOK for the operator
+        runpy.run_path(os.environ["BENCH_EMULATOR_HOOK"])
 
     async def serve() -> None:
         async with TrimmedEmulator() as emulator, kmock.Server(emulator):

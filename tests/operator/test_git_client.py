@@ -169,6 +169,28 @@ async def test_only_the_most_recently_read_mirrors_keep_a_reader(
     assert await mirrors.read_tree(remote, head, "stacks/net/main.tf") == {"main.tf": b"a = 1\n"}  # a new one
 
 
+async def test_a_reader_unread_for_a_while_stops(
+    mirrors: git.Mirrors,
+    remote: git.Remote,
+    github: github_api.GitHubDouble,
+    git_server: gitserver.GitServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    github.create_repo("octo", "other")
+    other_head = git_server.commit_files("octo", "other", "main", {"b.tf": "b = 1\n"}, "init")
+    other = git.Remote(git_server.url("octo", "other"), token)
+    for each in (remote, other):
+        await mirrors.fetch(each, ["main"])
+    head = git_server.head("octo", "infra", "main") or ""
+    assert await mirrors.has_commit(remote, head)
+    first = mirrors._readers[mirrors.path(remote)]
+    assert await mirrors.has_commit(other, other_head)
+    assert len(mirrors._readers) == 2 and first._process is not None  # both kept: far below READERS, recently read
+    monkeypatch.setattr(git, "READER_IDLE", 0.0)
+    assert await mirrors.read_tree(other, other_head) == {"b.tf": b"b = 1\n"}
+    assert list(mirrors._readers) == [mirrors.path(other)] and first._process is None  # the idle one stopped
+
+
 async def test_commit_and_push_change_only_what_is_asked(
     mirrors: git.Mirrors, remote: git.Remote, git_server: gitserver.GitServer
 ) -> None:

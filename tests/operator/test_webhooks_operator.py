@@ -198,17 +198,24 @@ async def test_a_push_marks_the_environments_of_that_branch_at_once(
 ) -> None:
     await infra.apply(environment("production", "main"))
     await infra.apply(environment("staging", "staging"))
+    await infra.apply(environment("paused", "main", suspend=True))
     first = git_server.head("acme", "infra", "main") or ""
     await kube.wait_for(lambda: infra.get("Plan", f"production-{first[:10]}"), timeout=10)
     await kube.wait_for(hooks.listening, timeout=10)
 
     moved = git_server.commit_files("acme", "infra", "main", {"README.md": "moved\n"}, "move main")
     await hooks.accepted("push", push("main", moved, before=first))
+    # The delivery itself created the Plan of the pushed commit, owned by its Environment: it is there when the
+    # answer arrives (no poll interval, no reconcile to wait for).
+    plan = await infra.get("Plan", f"production-{moved[:10]}")
+    production = await infra.get("Environment", "production") or {}
+    assert plan is not None, "the push's Plan exists once the delivery is answered"
+    assert plan["spec"]["revision"] == f"main@sha1:{moved}" and plan["spec"]["environmentRef"]["name"] == "production"
+    assert [o["uid"] for o in plan["metadata"]["ownerReferences"]] == [production["metadata"]["uid"]]
     await annotation(infra, "Environment", "production", "chkmate.dev/polledRevision", f"main@sha1:{moved}")
-    # The Environment reconciles on the mark and plans the new head: no poll interval to wait for.
-    await kube.wait_for(lambda: infra.get("Plan", f"production-{moved[:10]}"), timeout=10)
     staging = await infra.get("Environment", "staging") or {}
     assert "chkmate.dev/polledRevision" not in staging["metadata"].get("annotations", {})
+    assert await infra.get("Plan", f"paused-{moved[:10]}") is None  # suspended: neither marked nor planned
 
     await hooks.accepted("push", push("staging", ZERO, before=moved) | {"deleted": True})
     await annotation(infra, "Environment", "staging", "chkmate.dev/polledRevision", "staging@missing")

@@ -37,7 +37,8 @@ CREDENTIAL_HELPER = '!f() { echo username=x-access-token; echo "password=$GIT_TO
 DEFAULT_TIMEOUT = 120.0
 BLOB_CACHE_BYTES = 64 * 1024 * 1024  # file contents kept in memory, by blob sha (shared by every repository)
 LISTING_CACHE_ENTRIES = 512  # (repository, commit, path) -> {path: blob sha}; the base of the next diff-tree
-READERS = 32  # long-lived cat-file processes kept, one per recently read mirror
+READERS = 64  # long-lived cat-file processes kept at most, one per recently read mirror (about 3 MB each)
+READER_IDLE = 300.0  # seconds unread after which a mirror's reader stops (quiet repositories keep no process)
 ANSWER_CACHE_ENTRIES = 4096  # immutable answers: commits present, commit messages, ancestry
 BLOB_MODES = frozenset({"100644", "100755", "120000"})  # files and symlinks; not submodules (160000)
 
@@ -127,15 +128,19 @@ class Mirrors:
         return self._locks[remote.url]
 
     async def _read(self, mirror: Path, names: list[str]) -> list[tuple[str, bytes] | None]:
-        """Objects of ``mirror`` through its long-lived reader; at most :data:`READERS` are kept (the least
-        recently used one stops), so a thousand repositories do not keep a thousand processes."""
+        """Objects of ``mirror`` through its long-lived reader. At most :data:`READERS` are kept (the least
+        recently used one stops), so a thousand repositories do not keep a thousand processes, and one unread for
+        :data:`READER_IDLE` seconds stops too. The limit is well above the repositories that change at once: a
+        reader stopped and started again on every read would cost two process starts per read."""
+        now = time.monotonic()
         reader = self._readers.get(mirror)
         if reader is None:
             reader = self._readers[mirror] = ObjectReader(mirror, timeout=self.timeout)
-            while len(self._readers) > READERS:
-                _, idle = self._readers.popitem(last=False)
-                await idle.close()
+        reader.used_at = now
         self._readers.move_to_end(mirror)
+        while len(self._readers) > READERS or now - next(iter(self._readers.values())).used_at > READER_IDLE:
+            _, idle = self._readers.popitem(last=False)
+            await idle.close()
         return await reader.read(names)
 
     async def close(self) -> None:
@@ -414,6 +419,7 @@ class ObjectReader:
     def __init__(self, mirror: Path, *, timeout: float) -> None:
         self.mirror = mirror
         self.timeout = timeout
+        self.used_at = time.monotonic()
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
 

@@ -78,6 +78,11 @@ class KubeClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def info(self) -> kopf.ConnectionInfo:
+        """The credentials it logged in with (another event loop opens its own client with them)."""
+        return self._info
+
     async def __aenter__(self) -> KubeClient:
         connector = aiohttp.TCPConnector(ssl=_ssl_context(self._info), limit=32)
         headers = {"Accept": "application/json", **self._info.as_http_headers()}

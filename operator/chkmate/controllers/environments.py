@@ -3,8 +3,8 @@
 On every change, poll or webhook mark (``chkmate.dev/polledRevision``, whose commit is taken as the head
 without asking the remote again) or plan update (``chkmate.dev/planObserved``): resolve the source, read
 ``.chkmate.yml`` at the head (an invalid file stops everything, naming key and line), create the Plan of the
-head if there is none (named after the commit, so creating it twice is harmless; a mark's commit gets its Plan
-before any git work, so a webhook is planned within one API call), mark older plans still
+head if there is none (named after the commit, so creating it twice is harmless; a webhook delivery creates the
+Plan of the pushed commit itself, and a poller's mark gets its Plan before any git work), mark older plans still
 waiting for approval as superseded, garbage-collect old plans beyond ``planHistory``, and report the last plan
 and the last applied revision. I/O: git (ls-remote, fetch), Kubernetes (Plans).
 """
@@ -46,21 +46,19 @@ async def reconcile_environment(request: Request) -> Outcome:
     polled = request.annotations.get(polling.POLLED_ANNOTATION, "")
     expected = "" if request.requested else sources.polled_commit(polled, source.branch)
     mine = _plans(request)
-    early = None
+    created = set()
     if expected and not any(p.name == plan_name(request.name, expected) for p in mine):
-        # A mark names the new head: record its Plan before any git work, so that a push is planned within the
-        # time of one API call. The Plan checks .chkmate.yml itself before anything runs.
-        early = plan_name(request.name, expected)
-        await _create_plan(request, early, f"{source.branch}@sha1:{expected}")
+        # A mark names the new head: record its Plan before any git work (a webhook delivery has already
+        # created it: this is the poller's path). The Plan checks .chkmate.yml itself before anything runs.
+        await _create_plan(request, source.branch, expected)
+        created.add(plan_name(request.name, expected))
     head = await sources.head(memo, source, expected=expected)
-    if early is not None and head != expected:  # the marked commit left the branch (force-push) before we looked
-        await request.memo.kube.delete(kube.ours(kinds.PLAN.plural), request.namespace, early)
-        early = None
+    if expected and head != expected:  # the marked commit left the branch (force-push) before we looked
+        await _forget_marked(request, plan_name(request.name, expected), mine)
     sources.repo_config(await sources.files_at(memo, source, head))  # InvalidRepoConfig stops here
-    revision = f"{source.branch}@sha1:{head}"
     name = plan_name(request.name, head)
-    if name != early and not any(p.name == name for p in mine):
-        await _create_plan(request, name, revision)
+    if name not in created and not any(p.name == name for p in mine):
+        await _create_plan(request, source.branch, head)
     for older in mine:  # every time: the index may have shown an older plan still Planning the last time
         if older.name != name and older.status.get("phase") == "Planned" and not _superseded(older):
             await _mark_superseded(request, older.name, name)
@@ -83,23 +81,47 @@ def _plans(request: Request) -> list[indexing.Summary]:
     ]
 
 
-async def _create_plan(request: Request, name: str, revision: str) -> None:
-    body = {
+def plan_manifest(namespace: str, environment: str, uid: str, branch: str, commit: str) -> dict[str, Any]:
+    """The Plan of ``commit`` on ``branch`` for an Environment (whose ``uid`` owns it: deleting the Environment
+    deletes its Plans); named after the commit, so creating it twice is harmless."""
+    owner = {"apiVersion": API_VERSION, "kind": kinds.ENVIRONMENT.kind, "metadata": {"name": environment, "uid": uid}}
+    return {
         "apiVersion": API_VERSION,
         "kind": kinds.PLAN.kind,
         "metadata": {
-            "name": name,
-            "namespace": request.namespace,
-            "labels": {"chkmate.dev/environment": request.name},
-            "ownerReferences": [storage.owner_reference(request.body)],
+            "name": plan_name(environment, commit),
+            "namespace": namespace,
+            "labels": {"chkmate.dev/environment": environment},
+            "ownerReferences": [storage.owner_reference(owner)],
         },
-        "spec": {"environmentRef": {"name": request.name}, "revision": revision, "branch": revision.split("@", 1)[0]},
+        "spec": {"environmentRef": {"name": environment}, "revision": f"{branch}@sha1:{commit}", "branch": branch},
     }
+
+
+async def create_plan(client: kube.KubeClient, manifest: dict[str, Any]) -> bool:
+    """Create the Plan; False when it exists already (a webhook delivery, or an earlier reconcile whose status
+    write was lost, created it)."""
     try:
-        await request.memo.kube.create(kube.ours(kinds.PLAN.plural), request.namespace, body)
+        await client.create(kube.ours(kinds.PLAN.plural), manifest["metadata"]["namespace"], manifest)
     except kube.Conflict:
-        return  # created by an earlier reconcile whose status write was lost
-    request.logger.info(f"Created Plan {name!r} for {revision}.")
+        return False
+    return True
+
+
+async def _create_plan(request: Request, branch: str, commit: str) -> None:
+    manifest = plan_manifest(request.namespace, request.name, request.body["metadata"]["uid"], branch, commit)
+    if await create_plan(request.memo.kube, manifest):
+        request.logger.info(f"Created Plan {manifest['metadata']['name']!r} for {manifest['spec']['revision']}.")
+
+
+async def _forget_marked(request: Request, name: str, mine: list[indexing.Summary]) -> None:
+    """A mark's commit left the branch (force-pushed away) before it was looked at: its Plan goes, unless its run
+    has begun (a plan that ran is kept as a record; one waiting for approval is superseded by the new head's)."""
+    known = next((p for p in mine if p.name == name), None)
+    if known is not None and known.status.get("phase") not in (None, "", "Pending"):
+        return
+    if await request.memo.kube.delete(kube.ours(kinds.PLAN.plural), request.namespace, name):
+        request.logger.info(f"Deleted Plan {name!r}: its commit is no longer on the branch.")
 
 
 def _superseded(plan: indexing.Summary) -> bool:

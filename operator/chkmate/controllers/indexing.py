@@ -2,7 +2,9 @@
 
 Each index maps ``(namespace, name)`` to a small :class:`Summary` of the object: enough to tell whether a
 reference exists and is Ready. kopf keeps them current from its watch streams and starts handlers only
-once they are filled. No I/O of its own.
+once they are filled. The readers here may run on another thread than kopf's (the webhook lane,
+:mod:`chkmate.controllers.lanes`): each copies what it iterates in one C-level call, so kopf changing an index
+meanwhile never breaks the iteration, and a :class:`Summary` is never changed once made. No I/O of its own.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Summary:
     ready_message: str
     annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
     status: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    uid: str = ""  # for ownerReferences made without reading the object
 
 
 def index_name(info: base.KindInfo) -> str:
@@ -74,21 +77,21 @@ def summarize(body: kopf.Body) -> Summary:
         ready_message=ready.get("message", ""),
         annotations={k: v for k, v in body.metadata.annotations.items() if k.startswith(f"{GROUP}/")},
         status={k: v for k, v in body.get("status", {}).items() if k in SUMMARIZED_STATUS},
+        uid=body.metadata.uid or "",
     )
 
 
 def all_of(indexes: Mapping[str, Any], info: base.KindInfo, namespace: str | None = None) -> list[Summary]:
     """Every indexed object of a kind (in a namespace)."""
     index: kopf.Index[Key, Summary] = indexes[index_name(info)]
-    return [s for key in index for s in index.get(key, ()) if namespace is None or s.namespace == namespace]
+    return [s for key in list(index) for s in list(index.get(key, ())) if namespace is None or s.namespace == namespace]
 
 
 def lookup(indexes: Mapping[str, Any], info: base.KindInfo, namespace: str, name: str) -> Summary | None:
     """The indexed object, or None when there is no such object."""
     index: kopf.Index[Key, Summary] = indexes[index_name(info)]
-    for summary in index.get((namespace, name), ()):
-        return summary
-    return None
+    found = list(index.get((namespace, name), ()))
+    return found[0] if found else None
 
 
 # Secondary indexes: the objects of a kind by the object a spec field refers to, so that "the Plans of this

@@ -1,7 +1,11 @@
 """GitHub webhooks wired into the operator: the receiver's callbacks, and the receiver's life beside kopf.
 
 :func:`serve` (called by the startup handler when ``webhook_port`` is set) starts one
-:class:`chkmate.webhooks.receiver.Receiver` for every GitHubConnection and gives it three callbacks:
+:class:`chkmate.webhooks.receiver.Receiver` for every GitHubConnection, in a lane of its own
+(:mod:`chkmate.controllers.lanes`: a thread with its own event loop and its own Kubernetes client), so that a
+delivery is answered and marked within milliseconds however busy kopf's handlers keep the operator's loop. The
+receiver reads kopf's indexes from there (:mod:`chkmate.controllers.indexing` reads are safe across threads) and
+gets three callbacks:
 
 * ``secrets()``: each connection's webhook secret (``spec.webhookSecretRef``), read from its Secret and cached;
   read again when the set of connections and references in the index changes, and every
@@ -11,13 +15,18 @@
 
   - ``PushMark``: the links and environments following that repository and branch get
     ``chkmate.dev/polledRevision=<branch>@sha1:<after>``, exactly what the poller writes, but now (an Environment
-    lists the remote afresh when its mark names a commit it has not seen).
+    lists the remote afresh when its mark names a commit it has not seen). Each Environment's Plan of the pushed
+    commit is created at the same time, as its reconcile would (:func:`chkmate.controllers.environments.plan_manifest`):
+    a push is planned within one API call, and the reconcile that follows finds the Plan there.
   - ``PullRequestMark``: opened, synchronize, reopened: a Plan of the head for each Environment with
     ``planOnPullRequest`` deploying the base branch (unset: as the base branch's ``.chkmate.yml`` says, read once
     per branch from the mirror); closed: the pull request's Plans are deleted, and a merge is recorded on those
     Environments (:mod:`chkmate.controllers.pull_requests`).
   - ``InstallationMark``: the connections using that installation reconcile (``chkmate.dev/requestedAt``).
   - ``CommentCommandMark``: ``/chkmate plan|apply [env]`` (:func:`chkmate.controllers.pull_requests.command`).
+
+  Pull requests and comment commands read the git mirrors and call GitHub through the operator's own clients:
+  they run on the operator's loop (:meth:`lanes.Lane.call_home`), and their deliveries are answered after them.
 
 Connections sharing one webhook secret (one GitHub App used from several namespaces) all receive what a
 delivery verified with it. A missing webhook secret: kopf runs startup handlers before it logs in, so the cluster
@@ -33,14 +42,15 @@ only; git (the mirror) for the ``.chkmate.yml`` of a pull request's base branch.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from typing import Any
 
 from chkmate.api import kinds
 from chkmate.clients import kube
-from chkmate.controllers import indexing, memos, polling, pull_requests, reconciling
+from chkmate.controllers import environments, indexing, lanes, memos, polling, pull_requests, reconciling, sources
 from chkmate.domain import access
 from chkmate.webhooks import events, receiver
 
@@ -82,21 +92,44 @@ class Webhooks:
         self.indexes = indexes
         self.host = host
         self.receiver = receiver.Receiver(secrets=self.secrets, allowed=self.allowed, mark=self.mark, count=count)
+        self.lane = lanes.Lane("chkmate-webhooks")
+        # Everything below lives in the lane: its loop, its Kubernetes client, the secrets it read.
+        self._client: kube.KubeClient | None = None
+        self._client_of: kube.KubeClient | None = None  # the operator's client it was opened like
         self._refs: tuple[SecretRef, ...] = ()
         self._secrets: list[tuple[str, str]] = []
         self._read_at = -SECRETS_TTL
         self._reading = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._listening: concurrent.futures.Future[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="chkmate webhook receiver")
+        """Start the lane and, in it, wait for a webhook secret and then serve (from the operator's loop)."""
+        self.lane.start()
+        self._listening = self.lane.submit(self._listen())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if self.lane.running:
+            if self._listening is not None:
+                self._listening.cancel()
+            await self.lane.run(self._close())
+        await self.lane.stop()
+        self._listening = None
+
+    async def _close(self) -> None:
         await self.receiver.stop()
+        if self._client is not None:
+            await self._client.close()
+            self._client = self._client_of = None
+
+    async def _kube(self) -> kube.KubeClient:
+        """The lane's Kubernetes client, opened with the operator's credentials (again after kopf logs in anew)."""
+        home = self.memo.kube
+        if self._client is None or self._client_of is not home:
+            if self._client is not None:
+                await self._client.close()
+            self._client = await kube.KubeClient(home.info).__aenter__()
+            self._client_of = home
+        return self._client
 
     async def _listen(self) -> None:
         """Wait for a webhook secret, then listen (the receiver refuses to start without one)."""
@@ -137,10 +170,11 @@ class Webhooks:
         return refs == self._refs and asyncio.get_running_loop().time() - self._read_at < SECRETS_TTL
 
     async def _read(self, refs: Iterable[SecretRef]) -> AsyncIterator[tuple[str, str]]:
+        client = await self._kube()
         for ref in refs:
             namespace = ref.connection.namespace
             try:
-                value = await self.memo.kube.read_secret_key(namespace, ref.secret, ref.key)
+                value = await client.read_secret_key(namespace, ref.secret, ref.key)
             except kube.KubeError as e:
                 logger.warning(f"The webhook secret of {ref.connection.key} cannot be read: {e.message}")
                 continue
@@ -161,16 +195,18 @@ class Webhooks:
                 case events.PushMark():
                     await self._push(self._allowing(connection, mark.repo_full_name), mark)
                 case events.PullRequestMark():
-                    await self._pull_request(self._allowing(connection, mark.repo), mark)
+                    await self.lane.call_home(self._pull_request(self._allowing(connection, mark.repo), mark))
                 case events.InstallationMark():
                     await self._installation(self._siblings(connection), mark, delivery)
                 case events.CommentCommandMark():
-                    await self._command(self._allowing(connection, mark.repo), mark)
+                    await self.lane.call_home(self._command(self._allowing(connection, mark.repo), mark))
 
     # -- marks -------------------------------------------------------------------------------------------------
 
     async def _push(self, connections: list[Connection], mark: events.PushMark) -> None:
         refs = {} if mark.deleted else {f"refs/heads/{mark.branch}": mark.after_sha}
+        client = await self._kube()
+        work = []
         for connection, repository in self._repositories(connections, mark.repo_full_name):
             namespace = connection.namespace
             followers = [
@@ -178,13 +214,23 @@ class Webhooks:
                 for d in polling.dependents(self.indexes, namespace, repository.name, _default_branch(repository))
                 if d.branch == mark.branch
             ]
-            for follower, polled in polling.moved(followers, refs):
-                patch = {"metadata": {"annotations": {polling.POLLED_ANNOTATION: polled}}}
-                await self.memo.kube.patch(kube.ours(follower.kind.plural), namespace, follower.name, patch)
-                logger.debug(
-                    f"Push to {mark.repo_full_name}: marked {follower.kind.kind} {namespace}/"
-                    f"{follower.name} with {polled}."
-                )
+            work += [self._moved(client, namespace, f, polled) for f, polled in polling.moved(followers, refs)]
+        await asyncio.gather(*work)
+        if work:
+            logger.debug(f"Push to {mark.repo_full_name}@{mark.branch}: marked {len(work)} object(s).")
+
+    async def _moved(self, client: kube.KubeClient, namespace: str, follower: polling.Dependent, polled: str) -> None:
+        """Mark the object; an Environment also gets the Plan of the pushed commit (``polled`` names a commit)."""
+        patch = {"metadata": {"annotations": {polling.POLLED_ANNOTATION: polled}}}
+        work: list[Coroutine[Any, Any, object]] = [
+            client.patch(kube.ours(follower.kind.plural), namespace, follower.name, patch)
+        ]
+        commit = sources.polled_commit(polled, follower.branch)
+        env = indexing.lookup(self.indexes, kinds.ENVIRONMENT, namespace, follower.name) if commit else None
+        if follower.kind == kinds.ENVIRONMENT and commit and env is not None and env.uid:
+            manifest = environments.plan_manifest(namespace, env.name, env.uid, follower.branch, commit)
+            work.append(environments.create_plan(client, manifest))
+        await asyncio.gather(*work)
 
     async def _pull_request(self, connections: list[Connection], mark: events.PullRequestMark) -> None:
         head = pull_requests.Head(mark.number, mark.head_ref, mark.head_sha, mark.base_ref)
@@ -206,7 +252,7 @@ class Webhooks:
             if found is None or found.spec.get("installationId") != mark.installation_id:
                 continue
             patch = {"metadata": {"annotations": {reconciling.REQUESTED_AT_ANNOTATION: f"webhook-{delivery}"}}}
-            await self.memo.kube.patch(
+            await (await self._kube()).patch(
                 kube.ours(kinds.GITHUB_CONNECTION.plural), connection.namespace, connection.name, patch
             )
             logger.info(

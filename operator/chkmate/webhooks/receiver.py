@@ -1,4 +1,5 @@
-"""The GitHub webhook receiver: an aiohttp server on the operator's event loop that verifies deliveries and marks.
+"""The GitHub webhook receiver: an aiohttp server that verifies deliveries and marks (on the loop it is started
+on; the operator gives it a lane of its own, :mod:`chkmate.controllers.webhook_marks`).
 
 A delivery is checked in this order, each failure answered at once and counted: body size (413), the
 ``X-Hub-Signature-256`` HMAC against every connection's webhook secret in constant time, before anything is
