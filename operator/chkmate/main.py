@@ -21,7 +21,7 @@ import kopf
 from chkmate import controllers
 from chkmate import settings as settings_
 from chkmate.clients import kube
-from chkmate.controllers import memos, webhook_marks
+from chkmate.controllers import collector, memos, webhook_marks
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 Login = Callable[[Logger, kopf.OperatorSettings], kopf.ConnectionInfo | None]
@@ -53,6 +53,8 @@ def register(
         controllers.configure(settings)
         ours = memos.ensure(memo, settings_factory)
         ours.metrics_server = await ours.metrics.serve(ours.settings.metrics_port)
+        if ours.settings.gc_refreeze > 0:
+            ours.run_later(collector.keep_collections_short(ours.settings.gc_refreeze))
         if ours.settings.webhook_port and ours.webhooks is None:
             ours.webhooks = webhook_marks.serve(ours, indexes, host=webhook_host, count=ours.metrics.webhook_delivery)
         logger.info("The chkmate operator is configured.")

@@ -70,6 +70,9 @@ class Settings:
     debug: bool = False
     # kopf peering: run a standby replica with leader election.
     peering: str | None = None
+    # Seconds between full garbage collections; in between, what survived the last one is frozen and left out of
+    # collections, which then stay short (chkmate.controllers.collector). 0: Python's own schedule.
+    gc_refreeze: float = 600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

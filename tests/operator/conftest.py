@@ -112,6 +112,7 @@ def quick_settings(tmp_path: Path, **changes: Any) -> settings_.Settings:
             "work_dir": tmp_path / "work",
             "github_timeout": 5,
             "git_timeout": 30,
+            "gc_refreeze": 0,  # a full collection of the whole test process at every operator start: slow
             **changes,
         }
     )
