@@ -101,9 +101,10 @@ class Push:
 
 
 class Traffic:
-    """Thread-safe record of served (authorized) requests and accepted pushes."""
+    """Thread-safe record of served (authorized) requests, accepted pushes, and requests refused with a 401."""
 
     def __init__(self) -> None:
+        self.refused = 0  # 401 answers: no credentials (git asks its credential helper after one) or wrong ones
         self._lock = threading.Lock()
         self._counts: collections.Counter[tuple[str, Service]] = collections.Counter()
         self._pushes: list[Push] = []
@@ -123,6 +124,10 @@ class Traffic:
     def record_request(self, repo: str, service: Service) -> None:
         with self._lock:
             self._counts[repo, service] += 1
+
+    def record_refused(self) -> None:
+        with self._lock:
+            self.refused += 1
 
     def record_push(self, push: Push) -> None:
         with self._lock:
@@ -536,6 +541,7 @@ class _GitRequestHandler(BaseHTTPRequestHandler):
             self._run_backend(target, url.query, credentials.username, service, body)
 
     def _send_unauthorized(self) -> None:
+        self.server.site.traffic.record_refused()
         self._send_text(401, "Invalid username or token", {"WWW-Authenticate": 'Basic realm="GitHub"'})
 
     def _send_text(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -213,6 +214,21 @@ async def test_commit_and_push_change_only_what_is_asked(
     assert (await mirrors.commit_message(remote, commit)).startswith("Update net")
 
 
+async def test_the_token_goes_with_the_first_request(
+    mirrors: git.Mirrors, remote: git.Remote, git_server: gitserver.GitServer
+) -> None:
+    """No 401 round trip before git asks its credential helper: against GitHub that is one network round trip
+    more for every fetch, ls-remote and push."""
+    await mirrors.ls_remote(remote)
+    await mirrors.fetch(remote, ["main"])
+    parent = await mirrors.head(remote, "main")
+    change = git.Change(write={"y.tf": b""})
+    commit = await mirrors.commit(remote, parent=parent, change=change, message="m", author=AUTHOR)
+    await mirrors.push(remote, commit, "main")
+    assert git_server.head("octo", "infra", "main") == commit
+    assert git_server.traffic.refused == 0
+
+
 async def test_push_to_a_moved_branch_is_rejected_not_forced(
     mirrors: git.Mirrors, remote: git.Remote, git_server: gitserver.GitServer
 ) -> None:
@@ -249,6 +265,7 @@ async def test_bad_token_fails_clearly_without_leaking_it(mirrors: git.Mirrors, 
     with pytest.raises(git.AuthenticationFailed) as e:
         await mirrors.ls_remote(git.Remote(remote.url, wrong))
     assert secret not in str(e.value)
+    assert base64.b64encode(f"x-access-token:{secret}".encode()).decode() not in str(e.value)
     assert not e.value.retryable
 
 

@@ -14,6 +14,7 @@ Tokens reach git only through a credential helper reading ``$GIT_TOKEN`` from th
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import dataclasses
 import hashlib
@@ -381,7 +382,7 @@ class Mirrors:
         self, cwd: Path | None, *args: str, env: Mapping[str, str] | None = None, stdin: bytes | None = None
     ) -> bytes:
         command = ["git", "--literal-pathspecs", *args]
-        return await _run(command, cwd=cwd, env=_environment(env), stdin=stdin, timeout=self.timeout, secret=None)
+        return await _run(command, cwd=cwd, env=_environment(env), stdin=stdin, timeout=self.timeout, secrets=())
 
     async def _status(self, cwd: Path, *args: str) -> tuple[int, bytes]:
         """Exit status and output of a local git command whose failure is an answer (not an error)."""
@@ -395,12 +396,13 @@ class Mirrors:
     async def _git(self, remote: Remote, *args: str, cwd: Path | None, op: str) -> str:
         """A network git command authenticated with the remote's token through the credential helper."""
         token = await remote.token() if remote.token is not None else None
-        env = {"GIT_TOKEN": token} if token else {}
+        env = _authorization(remote.url, token) if token else {}
         self.operations[op] += 1
         command = ["git", "-c", "credential.helper=", "-c", f"credential.helper={CREDENTIAL_HELPER}", *args]
         started = time.monotonic()
         try:
-            out = await _run(command, cwd=cwd, env=_environment(env), stdin=None, timeout=self.timeout, secret=token)
+            secrets = (token, env["GIT_CONFIG_VALUE_0"].rsplit(" ", 1)[-1]) if token else ()
+            out = await _run(command, cwd=cwd, env=_environment(env), stdin=None, timeout=self.timeout, secrets=secrets)
             return out.decode(errors="replace")
         finally:
             if self.on_operation is not None:
@@ -514,7 +516,7 @@ async def _run(
     env: Mapping[str, str],
     stdin: bytes | None,
     timeout: float,
-    secret: str | None,
+    secrets: tuple[str, ...],
 ) -> bytes:
     process = await asyncio.create_subprocess_exec(
         *command,
@@ -534,8 +536,8 @@ async def _run(
         raise _error(
             command,
             process.returncode or 1,
-            _redact(err.decode(errors="replace"), secret),
-            _redact(out.decode(errors="replace"), secret),
+            _redact(err.decode(errors="replace"), secrets),
+            _redact(out.decode(errors="replace"), secrets),
         )
     return out
 
@@ -563,5 +565,23 @@ def _classify(command: list[str], code: int, stderr: str, stdout: str) -> GitErr
     return GitError(f"git {verb} failed: {detail}")
 
 
-def _redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
+def _redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _authorization(url: str, token: str) -> dict[str, str]:
+    """The token for one network command, in its environment (process lists show arguments, not environments).
+
+    It goes in an ``Authorization`` header sent with the first request to ``url`` (as actions/checkout does), which
+    saves the round trip git otherwise makes to be refused (401) before it asks its credential helper; the helper
+    (:data:`CREDENTIAL_HELPER`, reading ``GIT_TOKEN``) still answers should the server ask anyway.
+    """
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {
+        "GIT_TOKEN": token,
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"http.{url}.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+    }
