@@ -16,16 +16,17 @@ operator-wide (:func:`drift_schedule.gate`). A check:
   SourceAhead; False: NoDrift; Unknown: DriftCheckFailed when the check itself failed), an Event when Drifted
   changes, and the full output to the Plan ``<environment>-drift`` (``spec.kind: drift``, rewritten by every
   check: one per Environment);
-* acts on infrastructure drift as ``spec.driftDetection.action`` says: Notify does nothing more; Reconcile
-  creates a Plan of the last applied revision, which follows the approval mode; Adopt applies the refresh-only
-  plan under the state lock and opens a pull request describing the code changes needed.
+* acts on infrastructure drift as ``spec.driftDetection.action`` says (:func:`drift_actions.act`): Notify does
+  nothing more; Reconcile creates a Plan of the last applied revision, which follows the approval mode; Adopt
+  applies the refresh-only plan under the state lock and opens a pull request describing the code changes needed.
 
 The main reconciler (:mod:`chkmate.controllers.environments`) writes the same status. The wrapper diffs against
 the status the daemon's body had when the check began, which may miss the main reconciler's last write: every
 outcome here is built on the status as stored at the end of the check (:func:`_outcome`).
 
-Runs go through the Environment's runner (:func:`runners.runner`): subprocesses, or Kubernetes Jobs owned by the
-Environment (phases ``drift``, ``refresh``, ``adopt-plan``, ``adopt-apply``), deleted once their result is read.
+Runs go through the Environment's runner (:func:`drift_actions.check_runner`): subprocesses, or Kubernetes Jobs
+owned by the Environment (phases ``drift``, ``refresh``, and Adopt's ``adopt-plan``, ``adopt-apply``), deleted
+once their result is read.
 
 I/O: git and GitHub, the engine (subprocesses) or runner Jobs, Kubernetes (the Environment, Plans, the state
 Secret, outputs).
@@ -34,8 +35,6 @@ Secret, outputs).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import datetime
 import logging
 from typing import Any
 
@@ -45,16 +44,14 @@ from chkmate import API_VERSION, GROUP, VERSION, errors
 from chkmate.api import conditions as conds
 from chkmate.api import environments, kinds
 from chkmate.api import plans as plan_models
-from chkmate.clients import git, github, kube, storage, terraform
+from chkmate.clients import kube, storage
 from chkmate.controllers import (
+    drift_actions,
     drift_schedule,
     indexing,
     memos,
-    plan_runs,
-    plans,
     reconciling,
     registering,
-    runners,
     sources,
 )
 from chkmate.domain import drift as drift_logic
@@ -66,8 +63,6 @@ Outcome = reconciling.Outcome[environments.EnvironmentStatus]
 
 # Kept in status.drift.resources: statuses stay small whatever drifted.
 LISTED_IN_STATUS = 100
-REPORT_FILE = ".chkmate/drift/{environment}.md"  # committed on the Adopt pull request's branch
-ADOPT_BRANCH = "chkmate/drift/{environment}-{digest}"
 
 
 def drifted_condition(findings: Findings, note: str = "") -> reconciling.Set:
@@ -78,22 +73,6 @@ def drifted_condition(findings: Findings, note: str = "") -> reconciling.Set:
 # The reconcile step.
 
 
-@dataclasses.dataclass(frozen=True)
-class _Run:
-    """What a check read, for the action that follows it."""
-
-    source: sources.Source
-    files: dict[str, bytes]
-    inputs: plan_runs.Inputs
-    state_version: str | None  # the state Secret's resourceVersion when the check began
-
-
-@dataclasses.dataclass(frozen=True)
-class _StateSeen:
-    lock: storage.Lock | None
-    version: str | None
-
-
 async def check_drift(request: Request) -> Outcome:
     """The reconcile step: skip, or check, report and act (see the module's docstring)."""
     stored = await _stored(request)
@@ -101,7 +80,7 @@ async def check_drift(request: Request) -> Outcome:
         return _outcome(request, stored, drift=None, drifted=None)
     if request.spec.suspend or stored.last_applied_revision is None:
         return _outcome(request, stored, drift=stored.drift, drifted=_current(stored))
-    seen = await _state_seen(request)
+    seen = await drift_actions.state_seen(request)
     if seen.lock is not None:
         return _locked(request, await _stored(request), seen.lock)
     try:
@@ -109,7 +88,7 @@ async def check_drift(request: Request) -> Outcome:
         await _record(request, findings)
     except errors.ChkmateError as e:
         return _failed(request, await _stored(request), e)
-    note = await _act(request, run, findings)
+    note = await drift_actions.act(request, run, findings)
     return _checked(request, await _stored(request), findings, note)
 
 
@@ -120,16 +99,9 @@ async def _stored(request: Request) -> environments.EnvironmentStatus:
     return reconciling.load_status(environments.EnvironmentStatus, found.get("status"))
 
 
-async def _state_seen(request: Request) -> _StateSeen:
-    """Who holds the state lock, read without taking it (taking it would write the state Secret), and the state
-    Secret's version (an action waits when a plan applied while the check ran)."""
-    secret = await request.memo.kube.get(kube.SECRETS, request.namespace, storage.state_secret(request.name))
-    metadata = (secret or {}).get("metadata") or {}
-    lock = storage.parse_lock((metadata.get("annotations") or {}).get(storage.LOCK_ANNOTATION))
-    return _StateSeen(lock, metadata.get("resourceVersion"))
-
-
-async def _examine(request: Request, revision: str, seen: _StateSeen) -> tuple[_Run, Findings]:
+async def _examine(
+    request: Request, revision: str, seen: drift_actions.StateSeen
+) -> tuple[drift_actions.Run, Findings]:
     memo, applied = request.memo, drift_logic.commit_of(revision)
     source = await sources.resolve(memo, request.indexes, request.namespace, request.spec)
     head = await sources.head(memo, source)
@@ -137,7 +109,7 @@ async def _examine(request: Request, revision: str, seen: _StateSeen) -> tuple[_
     config = sources.repo_config(files)
     inputs = await sources.inputs(memo, request.namespace, request.name, request.spec, source, config)
     state = await storage.load_state(memo.kube, request.namespace, request.name)
-    runner = _runner(request)
+    runner = drift_actions.check_runner(request)
     planned = await runner.plan(phase="drift", revision=revision, files=files, state=state, inputs=inputs, lock=False)
     outside = None
     if inputs.engine != "builtin":
@@ -162,24 +134,7 @@ async def _examine(request: Request, revision: str, seen: _StateSeen) -> tuple[_
         head_descends=descends,
         template=_template_divergence(request),
     )
-    return _Run(source, files, inputs, seen.version), findings
-
-
-def _runner(request: Request) -> runners.Runner:
-    """Where this check's runs happen: Jobs of a check are the Environment's, told apart by the check's time and
-    deleted once read (checks never resume after a restart: the next check starts afresh)."""
-    memo = request.memo
-    return runners.runner(
-        memo.settings,
-        memo.kube,
-        request.namespace,
-        spec=request.spec.runner,
-        owner=request.body,
-        environment=request.name,
-        salt=request.now.isoformat(),
-        keep=False,
-        logger=request.logger,
-    )
+    return drift_actions.Run(source, files, inputs, seen.version), findings
 
 
 def _template_divergence(request: Request) -> str | None:
@@ -258,158 +213,6 @@ async def _record(request: Request, findings: Findings) -> None:
         name,
         {"metadata": {"annotations": {reconciling.REQUESTED_AT_ANNOTATION: request.now.isoformat()}}},
     )
-
-
-# Actions.
-
-
-async def _act(request: Request, run: _Run, findings: Findings) -> str:
-    """Carry out ``spec.driftDetection.action`` on infrastructure drift; a sentence for the Drifted message."""
-    action = request.spec.drift_detection.action
-    if action == "Notify" or not findings.infrastructure:
-        return ""
-    if (await _state_seen(request)).version != run.state_version:
-        return f"{action} waits for the next check: the state changed during this one (a plan applied)."
-    try:
-        if action == "Reconcile":
-            return await _reconcile(request, findings)
-        return await _adopt(request, run, findings)
-    except errors.ChkmateError as e:
-        request.logger.error(f"The drift action {action} failed: {e.message}")
-        return f"{action} failed: {e.message}"
-
-
-async def _reconcile(request: Request, findings: Findings) -> str:
-    busy = _plan_in_flight(request)
-    if busy is not None:
-        return f"Reconcile waits for Plan {busy!r} (running or waiting for approval)."
-    name = f"{request.name}-{findings.applied_commit[: drift_logic.PLAN_NAME_SHA]}-reconcile-{request.now:%Y%m%d%H%M%S}"
-    await request.memo.kube.create(
-        kube.ours(kinds.PLAN.plural),
-        request.namespace,
-        {
-            "apiVersion": API_VERSION,
-            "kind": kinds.PLAN.kind,
-            "metadata": {
-                "name": name,
-                "namespace": request.namespace,
-                "labels": {"chkmate.dev/environment": request.name, "chkmate.dev/drift-action": "reconcile"},
-                "ownerReferences": [storage.owner_reference(request.body)],
-            },
-            "spec": {
-                "environmentRef": {"name": request.name},
-                "revision": findings.revision,
-                "branch": findings.revision.split("@", 1)[0],
-            },
-        },
-    )
-    request.logger.info(f"Created Plan {name!r} of {findings.revision} to undo the drift.")
-    return (
-        f"Reconcile: created Plan {name!r} of the last applied revision; it follows the approval mode "
-        f"({request.spec.approval.mode})."
-    )
-
-
-def _plan_in_flight(request: Request) -> str | None:
-    """A branch plan of this Environment not finished yet (reconciling alongside it would race it)."""
-    for plan in indexing.referring(request.indexes, kinds.PLAN, "environment", request.namespace, request.name):
-        spec = plan.spec
-        if (
-            not spec.get("pullRequest")
-            and spec.get("kind", "plan") == "plan"
-            and plan.status.get("phase") not in plans.TERMINAL
-        ):
-            return plan.name
-    return None
-
-
-async def _adopt(request: Request, run: _Run, findings: Findings) -> str:
-    source = run.source
-    branch = ADOPT_BRANCH.format(environment=request.name, digest=drift_logic.adopt_digest(findings))
-    pulls = source.access.client.pulls(source.owner, source.name)
-    existing = await pulls.find_open(branch, source.branch)
-    if existing is not None:
-        return f"Adopted: pull request #{existing.number} describes the code changes needed."
-    if f"refs/heads/{branch}" in await request.memo.mirrors.ls_remote(source.remote):
-        return (
-            f"Not adopted again: the pull request from {branch} was closed (delete the branch to adopt this "
-            "drift again)."
-        )
-    adopted = await _adopt_state(request, run, findings.revision)
-    pull = await _propose(request, run, findings, branch)
-    accepted = "live values accepted into the state" if adopted else "the builtin engine keeps no live values"
-    return f"Adopted ({accepted}): pull request #{pull.number} describes the code changes needed."
-
-
-async def _adopt_state(request: Request, run: _Run, revision: str) -> bool:
-    """Apply a refresh-only plan under the state lock (False: the engine has no live values to accept)."""
-    if run.inputs.engine == "builtin":
-        return False
-    memo, namespace, environment = request.memo, request.namespace, request.name
-    holder = f"Drift/{environment}"
-    await storage.acquire_lock(
-        memo.kube,
-        namespace,
-        environment,
-        request.body,
-        holder,
-        now=request.now,
-        stale_after=datetime.timedelta(seconds=run.inputs.timeout),
-    )
-    runner = _runner(request)
-    try:
-        state = await storage.load_state(memo.kube, namespace, environment)
-        refreshed = await runner.plan(
-            phase="adopt-plan",
-            revision=revision,
-            files=run.files,
-            state=state,
-            inputs=run.inputs,
-            refresh_only=True,
-            lock=False,
-        )
-        try:
-            new_state = await runner.apply(
-                phase="adopt-apply", files=run.files, state=state, inputs=run.inputs, artifact=refreshed.artifact
-            )
-        except terraform.ApplyFailed as e:
-            if e.state is not None:  # never lose state: keep what the failed apply wrote
-                await storage.save_state(
-                    memo.kube,
-                    namespace,
-                    environment,
-                    request.body,
-                    storage.State(terraform=e.state, builtin=state.builtin),
-                )
-            raise
-        await storage.save_state(memo.kube, namespace, environment, request.body, new_state)
-    finally:
-        await storage.release_lock(memo.kube, namespace, environment, holder)
-    request.logger.info(f"Accepted the live values into the state of {environment!r} (refresh-only apply).")
-    return True
-
-
-async def _propose(request: Request, run: _Run, findings: Findings, branch: str) -> github.PullRequest:
-    """Commit the description on the branch head, push it as ``branch`` (never forced) and open the pull request."""
-    source, mirrors, settings = run.source, request.memo.mirrors, request.memo.settings
-    inputs = run.inputs
-    secrets = [*inputs.env.values(), *(inputs.vars[n] for n in inputs.sensitive_vars if n in inputs.vars)]
-    body = drift_logic.pull_request_body(request.name, findings, secrets=secrets)
-    change = git.Change(write={REPORT_FILE.format(environment=request.name): body.encode()})
-    async with mirrors.lock(source.remote):
-        commit = await mirrors.commit(
-            source.remote,
-            parent=findings.head,
-            change=change,
-            message=f"Describe the drift of {request.name} adopted into its state\n",
-            author=git.Author(settings.commit_author_name, settings.commit_author_email),
-        )
-        await mirrors.push(source.remote, commit, branch)
-    pull = await source.access.client.pulls(source.owner, source.name).open(
-        head=branch, base=source.branch, title=f"Drift adopted in {request.name}: update the code", body=body
-    )
-    request.logger.info(f"Opened pull request #{pull.number} describing the drift of {request.name!r}.")
-    return pull
 
 
 # Outcomes.
