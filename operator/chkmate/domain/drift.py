@@ -3,7 +3,8 @@
 :class:`Findings` holds one completed check of an Environment (the last applied revision planned against the
 stored state, the refresh-only plan, the branch head, the linked Template's divergence); the functions here
 turn it into the ``Drifted`` condition's message and reason, the drift report, and the Adopt pull request's
-description. Used by :mod:`chkmate.controllers.environment_drift` (and :mod:`chkmate.controllers.drift_actions`). No I/O.
+description. Used by :mod:`chkmate.controllers.environment_drift` and :mod:`chkmate.controllers.drift_actions`.
+No I/O.
 """
 
 from __future__ import annotations
