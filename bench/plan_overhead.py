@@ -6,7 +6,9 @@ stored in Secrets and a ConfigMap → the Plan's status says Planned (seen in a 
 the API server (the strict emulator) and GitHub's REST API (the local double); the operator runs in a process of
 its own, as in a cluster; git runs over smart HTTP. Baselines, in the same run: ``terraform init`` + ``terraform
 plan -out`` by hand in a folder holding the same files, and the same plus ``show -json`` (the engine's own floor
-for a plan whose changes can be read). Target (issue #5): at most 1.2x the first.
+for a plan whose changes can be read), and a bare ``git fetch`` of each new commit from the same git server (what
+getting the code takes: the operator plans a commit it has to fetch, the bare runs read files already on disk).
+Target (issue #5): at most 1.2x the first.
 
 Run: ``.venv/bin/python -m bench.plan_overhead [--runs N] [--resources N]``
 """
@@ -54,7 +56,20 @@ def bare_plan(folder: Path, text: str, cli_config: Path, *, show: bool) -> float
     return time.perf_counter() - started
 
 
-async def operator_runs(root: Path, runs: int, resources: int) -> list[float]:
+def bare_fetch(url: str, mirror: Path) -> float:
+    """``git fetch`` of every branch into ``mirror`` by hand, the token sent with the first request."""
+    if not mirror.exists():
+        subprocess.run(["git", "init", "--bare", "--quiet", str(mirror)], check=True)
+    basic = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    env = {**os.environ, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+           "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}", "GIT_TERMINAL_PROMPT": "0"}  # fmt: skip
+    started = time.perf_counter()
+    command = ["git", "fetch", "--quiet", "--no-tags", url, "+refs/heads/*:refs/heads/*"]
+    subprocess.run(command, cwd=mirror, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+async def operator_runs(root: Path, runs: int, resources: int) -> tuple[list[float], list[float]]:
     with github_api.GitHubDouble(root / "github") as github:
         github.add_user("octo")
         github.add_personal_token(TOKEN, "octo")
@@ -67,12 +82,12 @@ async def operator_runs(root: Path, runs: int, resources: int) -> list[float]:
                 url = emulator.url
                 port = webhook_latency.free_port()  # the operator's webhook port (unused here)
                 async with webhook_latency.operator_process(url, port, root / "work"):
-                    return await _measure(url, github, server, runs, resources)
+                    return await _measure(url, github, server, runs, resources, root / "bare-mirror.git")
 
 
 async def _measure(
-    url: str, github: github_api.GitHubDouble, server: gitserver.GitServer, runs: int, resources: int
-) -> list[float]:
+    url: str, github: github_api.GitHubDouble, server: gitserver.GitServer, runs: int, resources: int, mirror: Path
+) -> tuple[list[float], list[float]]:
     async with (
         kube_client.KubeClient(kopf.ConnectionInfo(server=url)) as client,
         aiohttp.ClientSession() as session,
@@ -100,9 +115,11 @@ async def _measure(
             body = {"apiVersion": "chkmate.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
             await client.create(kube_client.ours(plural), NAMESPACE, body)
         await observer.finished(f"prod-{(server.head('octo', 'live', 'main') or '')[:10]}")
-        timings = []
+        timings, fetches = [], []
+        bare_fetch(server.url("octo", "live"), mirror)
         for generation in range(1, runs + 1):
             head = server.commit_files("octo", "live", "main", {"main.tf": config(resources, generation)}, "next")
+            fetches.append(bare_fetch(server.url("octo", "live"), mirror))
             started = time.perf_counter()
             mark = {"metadata": {"annotations": {"chkmate.dev/polledRevision": f"main@sha1:{head}"}}}
             await client.patch(kube_client.ours("environments"), NAMESPACE, "prod", mark)  # as a push or a poll
@@ -110,7 +127,7 @@ async def _measure(
             timings.append(time.perf_counter() - started)
         watching.cancel()
         await asyncio.gather(watching, return_exceptions=True)
-        return timings
+        return timings, fetches
 
 
 class Observed:
@@ -150,14 +167,17 @@ def main_cli() -> None:
         text = [config(args.resources, i) for i in range(args.runs)]
         bare = [bare_plan(root / f"bare{i}", t, cli_config, show=False) for i, t in enumerate(text)]
         shown = [bare_plan(root / f"shown{i}", t, cli_config, show=True) for i, t in enumerate(text)]
-        through = asyncio.run(operator_runs(root, args.runs, args.resources))
+        through, fetches = asyncio.run(operator_runs(root, args.runs, args.resources))
     b, s, o = statistics.median(bare), statistics.median(shown), statistics.median(through)
+    f = statistics.median(fetches)
     print(f"{args.resources} terraform_data resources, {args.runs} runs each (medians)")
     print(f"bare terraform init + plan:                    {b:6.2f} s")
     print(f"bare terraform init + plan + show -json:       {s:6.2f} s  (what reading a plan's changes takes)")
+    print(f"bare git fetch of the new commit:              {f:6.2f} s  (what getting the code takes)")
     print(f"through the operator (new commit -> Planned):  {o:6.2f} s")
     print(f"ratio operator/bare: {o / b:.2f}x (target <= 1.2x: {'met' if o / b <= 1.2 else 'NOT met'}); "
-          f"operator/(plan + show): {o / s:.2f}x; overhead beyond the engine: {o - s:.2f} s")
+          f"operator/(plan + show): {o / s:.2f}x; operator/(fetch + plan + show): {o / (f + s):.2f}x; "
+          f"overhead beyond the engine and the fetch: {o - s - f:.2f} s")
 
 
 if __name__ == "__main__":
