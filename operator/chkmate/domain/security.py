@@ -861,23 +861,24 @@ _MIN_ENTROPY = 3.5
 def _secret_findings(path: str, text: str) -> Iterator[Finding]:
     """Hard-coded secrets in one file, line by line; the value itself is never part of a finding."""
     variable: str | None = None  # the variable block the line is in, so that its `default` takes its name
+    shapes = tuple(shape for shape in _TOKEN_SHAPES if shape.pattern.search(text))  # then only these, line by line
     for number, line in enumerate(text.splitlines(), start=1):
         if match := _VARIABLE.match(line):
             variable = match["name"]
         elif _TOP_LEVEL.match(line):
             variable = None
-        for rule, message in _line_secrets(line, variable):
+        for rule, message in _line_secrets(line, variable, shapes):
             yield Finding(rule.id, rule.severity, rule.title, None, path, number, message)
 
 
-def _line_secrets(line: str, variable: str | None) -> list[tuple[Rule, str]]:
-    shapes = [
+def _line_secrets(line: str, variable: str | None, shapes: tuple[_TokenShape, ...]) -> list[tuple[Rule, str]]:
+    written = [
         (shape.rule, f"{shape.what} is written here (value redacted).")
-        for shape in _TOKEN_SHAPES
+        for shape in shapes
         if shape.pattern.search(line)
     ]
-    if shapes:
-        return shapes
+    if written:
+        return written
     found = []
     for match in _ASSIGNMENT.finditer(line):
         name = variable if match["key"] == "default" and variable else match["key"]
