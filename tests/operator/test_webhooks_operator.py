@@ -8,6 +8,7 @@ secret of a GitHubConnection. The helpers here (settings, starter, :class:`GitHu
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import hashlib
@@ -24,6 +25,7 @@ import pytest
 
 from chkmate import main
 from chkmate import settings as settings_
+from chkmate.clients import kube as kube_client
 from chkmate.controllers import memos
 from chkmate.webhooks import receiver
 from tests.fixtures import TOKEN, App, free_port
@@ -224,8 +226,9 @@ async def test_a_push_marks_the_environments_of_that_branch_at_once(
 async def test_a_pushed_commit_that_is_gone_by_the_time_git_looks_is_not_planned(
     infra: Cluster, hooks: GitHubHooks, git_server: gitserver.GitServer
 ) -> None:
-    """The Plan of a marked commit is created before any git work; when the commit turns out to have left the
-    branch (force-pushed away), that Plan is deleted and the branch's real head is planned."""
+    """The Plan of a pushed commit is created with the delivery; when the commit turns out to have left the branch
+    (force-pushed away), that Plan ends superseded by the branch's real head, without running, and the head is
+    planned."""
     await infra.apply(environment("production", "main"))
     first = git_server.head("acme", "infra", "main") or ""
     await kube.wait_for(lambda: infra.get("Plan", f"production-{first[:10]}"), timeout=10)
@@ -235,12 +238,59 @@ async def test_a_pushed_commit_that_is_gone_by_the_time_git_looks_is_not_planned
     await hooks.accepted("push", push("main", vanished, before=first))
     await kube.wait_for(lambda: infra.get("Plan", f"production-{real[:10]}"), timeout=10)
 
-    async def vanished_plan_gone() -> bool:
-        return await infra.get("Plan", f"production-{vanished[:10]}") is None
+    gone = await infra.wait_condition("Plan", f"production-{vanished[:10]}", "Planned", "False", "Superseded")
+    assert gone["status"]["phase"] == "Superseded" and not gone["status"].get("planId")  # never ran
+    planned = next(c for c in gone["status"]["conditions"] if c["type"] == "Planned")
+    assert f"production-{real[:10]}" in planned["message"]
 
-    await kube.wait_for(vanished_plan_gone, timeout=10)
-    deleted = [r for r in infra.emulator if r.method == "DELETE" and r.name == f"production-{vanished[:10]}"]
-    assert deleted, "the vanished commit's Plan was created early, then deleted"
+
+async def test_a_pushed_commit_overtaken_before_anyone_looked_never_runs(
+    infra: Cluster, hooks: GitHubHooks, git_server: gitserver.GitServer, operator_memo: kopf.Memo
+) -> None:
+    """Two pushes, the first force-pushed away, both delivered while git is busy: the Environment's reconcile sees
+    only the second mark. The first commit's Plan (created by its delivery) finds its commit gone and the branch
+    marked elsewhere: it ends superseded instead of retrying forever."""
+    await infra.apply(environment("production", "main"))
+    first = git_server.head("acme", "infra", "main") or ""
+    await kube.wait_for(lambda: infra.get("Plan", f"production-{first[:10]}"), timeout=10)
+    await kube.wait_for(hooks.listening, timeout=10)
+    env = await infra.get("Environment", "production") or {}
+    vanished = "5" * 40
+    real = git_server.commit_files("acme", "infra", "main", {"README.md": "real\n"}, "the real head")
+    async with memos.of(operator_memo).lock(env["metadata"]["uid"]):  # the Environment's reconcile is busy...
+        poke = {"metadata": {"annotations": {"example.com/poke": "1"}}}
+        await infra.client.patch(kube_client.ours("environments"), NAMESPACE, "production", poke)
+        await asyncio.sleep(0.3)  # ...with that change, while both pushes arrive: kopf hands it the last mark only
+        await hooks.accepted("push", push("main", vanished, before=first))
+        await hooks.accepted("push", push("main", real, before=vanished) | {"forced": True})
+        await annotation(infra, "Environment", "production", "chkmate.dev/polledRevision", f"main@sha1:{real}")
+    gone = await infra.wait_condition("Plan", f"production-{vanished[:10]}", "Planned", "False", "Superseded")
+    assert gone["status"]["phase"] == "Superseded" and not gone["status"].get("planId")
+    await infra.wait_condition("Plan", f"production-{real[:10]}", "Planned", "True")
+
+
+async def test_a_push_waiting_to_run_is_superseded_by_a_newer_one(
+    infra: Cluster, hooks: GitHubHooks, git_server: gitserver.GitServer, operator_memo: kopf.Memo
+) -> None:
+    """Each push gets its Plan at once; one still waiting in line when a newer commit of the branch arrives never
+    runs (the newer one is planned in its place), as when the Environment planned only the last of its marks."""
+    await infra.apply(environment("production", "main"))
+    first = git_server.head("acme", "infra", "main") or ""
+    await infra.wait_condition("Plan", f"production-{first[:10]}", "Planned", "True")
+    await kube.wait_for(hooks.listening, timeout=10)
+    ours = memos.of(operator_memo)
+    for _ in range(ours.settings.run_concurrency):  # every run slot taken: new runs wait in line
+        await ours.run_gate.acquire()
+    older = git_server.commit_files("acme", "infra", "main", {"a.tf": "# a\n"}, "older")
+    newer = git_server.commit_files("acme", "infra", "main", {"b.tf": "# b\n"}, "newer")
+    await hooks.accepted("push", push("main", older, before=first))
+    await hooks.accepted("push", push("main", newer, before=older))
+    await annotation(infra, "Plan", f"production-{older[:10]}", "chkmate.dev/supersededBy", f"production-{newer[:10]}")
+    for _ in range(ours.settings.run_concurrency):
+        ours.run_gate.release()
+    skipped = await infra.wait_condition("Plan", f"production-{older[:10]}", "Planned", "False", "Superseded")
+    assert skipped["status"]["phase"] == "Superseded" and not skipped["status"].get("planId")
+    await infra.wait_condition("Plan", f"production-{newer[:10]}", "Planned", "True")
 
 
 async def test_deliveries_for_other_repositories_or_badly_signed_are_refused_and_counted(

@@ -30,6 +30,16 @@ def unfrozen() -> Iterator[None]:
     gc.unfreeze()
 
 
+async def test_young_garbage_is_collected_before_a_freeze() -> None:
+    keeping = asyncio.create_task(collector.keep_collections_short(3600, freeze=0.01))
+    await asyncio.sleep(0.02)
+    gone = cycle()  # garbage already: not kept for ten minutes by the next freeze
+    await asyncio.sleep(0.05)
+    keeping.cancel()
+    await asyncio.gather(keeping, return_exceptions=True)
+    assert gone() is None
+
+
 def test_a_frozen_cycle_outlives_collections_until_everything_is_collected() -> None:
     alive = cycle()
     gc.freeze()
@@ -43,10 +53,14 @@ def test_a_frozen_cycle_outlives_collections_until_everything_is_collected() -> 
 async def test_survivors_are_frozen_on_schedule_and_unfrozen_when_stopped() -> None:
     keeping = asyncio.create_task(collector.keep_collections_short(3600, freeze=0.01))
     await asyncio.sleep(0.05)
-    alive = cycle()
-    await asyncio.sleep(0.05)
+    kept = Node()
+    kept.other = Node()
+    kept.other.other = kept
+    alive = weakref.ref(kept)
+    await asyncio.sleep(0.05)  # frozen by a later turn while still in use...
+    del kept
     gc.collect()
-    assert alive() is not None and gc.get_freeze_count() > 0  # frozen by a later turn, not collected
+    assert alive() is not None and gc.get_freeze_count() > 0  # ...so a collection leaves it alone once garbage
     keeping.cancel()
     await asyncio.gather(keeping, return_exceptions=True)
     assert gc.get_freeze_count() == 0

@@ -139,9 +139,10 @@ class Mirrors:
             reader = self._readers[mirror] = ObjectReader(mirror, timeout=self.timeout)
         reader.used_at = now
         self._readers.move_to_end(mirror)
+        idle = []
         while len(self._readers) > READERS or now - next(iter(self._readers.values())).used_at > READER_IDLE:
-            _, idle = self._readers.popitem(last=False)
-            await idle.close()
+            idle.append(self._readers.popitem(last=False)[1])
+        await asyncio.gather(*(each.close() for each in idle))
         return await reader.read(names)
 
     async def close(self) -> None:

@@ -45,6 +45,7 @@ async def keep_collections_short(refreeze: float, *, freeze: float = FREEZE) -> 
                 full_at = now + refreeze
                 logger.debug(f"Full garbage collection in {took:.3f} s; {gc.get_freeze_count()} objects frozen.")
             else:
+                gc.collect(1)  # the young garbage first: what is frozen is only reclaimed by the next full collection
                 gc.freeze()
             await asyncio.sleep(min(freeze, refreeze))
     finally:

@@ -22,11 +22,11 @@ from chkmate.api import conditions as conds
 from chkmate.api import environments, kinds
 from chkmate.clients import kube, storage
 from chkmate.controllers import indexing, memos, plan_runs, plans, polling, reconciling, registering, sources
+from chkmate.domain import plans as plan_logic
 
 Request = reconciling.Request[environments.EnvironmentSpec, environments.EnvironmentStatus]
 Outcome = reconciling.Outcome[environments.EnvironmentStatus]
 
-PLAN_NAME_SHA = 10
 FAILED = frozenset({"Failed"})
 
 
@@ -54,13 +54,15 @@ async def reconcile_environment(request: Request) -> Outcome:
         created.add(plan_name(request.name, expected))
     head = await sources.head(memo, source, expected=expected)
     if expected and head != expected:  # the marked commit left the branch (force-push) before we looked
-        await _forget_marked(request, plan_name(request.name, expected), mine)
+        with contextlib.suppress(kube.NotFound):  # its Plan, if there is one, never runs (controllers.plans)
+            await _mark_superseded(request, plan_name(request.name, expected), plan_name(request.name, head))
     sources.repo_config(await sources.files_at(memo, source, head))  # InvalidRepoConfig stops here
     name = plan_name(request.name, head)
     if name not in created and not any(p.name == name for p in mine):
         await _create_plan(request, source.branch, head)
     for older in mine:  # every time: the index may have shown an older plan still Planning the last time
-        if older.name != name and older.status.get("phase") == "Planned" and not _superseded(older):
+        waiting = older.status.get("phase") not in plans.TERMINAL and not _superseded(older)
+        if older.name != name and waiting and await _behind(request, source, older, head):
             await _mark_superseded(request, older.name, name)
     await _collect_garbage(request, [p for p in mine if p.name != name])
     phases: collections.Counter[Any] = collections.Counter(p.status.get("phase") or "Pending" for p in mine)
@@ -69,7 +71,7 @@ async def reconcile_environment(request: Request) -> Outcome:
 
 
 def plan_name(environment: str, commit: str) -> str:
-    return f"{environment}-{commit[:PLAN_NAME_SHA]}"
+    return plan_logic.branch_plan_name(environment, commit)
 
 
 def _plans(request: Request) -> list[indexing.Summary]:
@@ -114,14 +116,13 @@ async def _create_plan(request: Request, branch: str, commit: str) -> None:
         request.logger.info(f"Created Plan {manifest['metadata']['name']!r} for {manifest['spec']['revision']}.")
 
 
-async def _forget_marked(request: Request, name: str, mine: list[indexing.Summary]) -> None:
-    """A mark's commit left the branch (force-pushed away) before it was looked at: its Plan goes, unless its run
-    has begun (a plan that ran is kept as a record; one waiting for approval is superseded by the new head's)."""
-    known = next((p for p in mine if p.name == name), None)
-    if known is not None and known.status.get("phase") not in (None, "", "Pending"):
-        return
-    if await request.memo.kube.delete(kube.ours(kinds.PLAN.plural), request.namespace, name):
-        request.logger.info(f"Deleted Plan {name!r}: its commit is no longer on the branch.")
+async def _behind(request: Request, source: sources.Source, plan: indexing.Summary, head: str) -> bool:
+    """Whether the Plan's commit is an ancestor of the head: a newer commit of the branch supersedes it (not yet
+    run: it never runs; waiting for approval: it cannot be applied). A commit not known to be older is left alone:
+    a push newer than the head this reconcile saw already has its Plan (the webhook receiver created it), and a
+    commit force-pushed away ends as superseded by itself when its run finds it gone (controllers.plans)."""
+    commit = sources.polled_commit(str(plan.spec.get("revision") or ""), source.branch)
+    return commit is not None and commit != head and await request.memo.mirrors.is_ancestor(source.remote, commit, head)
 
 
 def _superseded(plan: indexing.Summary) -> bool:

@@ -47,6 +47,12 @@ class InvalidRepoConfig(errors.ChkmateError):
     reason = conds.Reasons.INVALID_REPO_CONFIG
 
 
+class CommitNotFound(errors.ChkmateError):
+    """The commit is on no branch of the repository, even after a fetch (force-pushed away, or not yet visible)."""
+
+    reason = conds.Reasons.BRANCH_NOT_FOUND
+
+
 async def resolve(
     memo: memos.Memo, indexes: Mapping[str, Any], namespace: str, spec: environments.EnvironmentSpec
 ) -> Source:
@@ -137,11 +143,7 @@ def polled_commit(polled: str | None, branch: str) -> str | None:
 async def files_at(memo: memos.Memo, source: Source, commit: str) -> dict[str, bytes]:
     """Every file of the commit (modules outside the root path are reachable by relative paths)."""
     if not await _fetched(memo, source, commit):
-        raise errors.ChkmateError(
-            f"Commit {commit} is not on {source.full_name}@{source.branch}.",
-            reason=conds.Reasons.BRANCH_NOT_FOUND,
-            retryable=True,
-        )
+        raise CommitNotFound(f"Commit {commit} is not on {source.full_name}@{source.branch}.", retryable=True)
     # Outside the mirror's lock: objects never change and refs move atomically, so reads need not wait for fetches.
     return await memo.mirrors.read_tree(source.remote, commit) or {}
 

@@ -100,20 +100,24 @@ class Webhooks:
         self._secrets: list[tuple[str, str]] = []
         self._read_at = -SECRETS_TTL
         self._reading = asyncio.Lock()
+        self._opening = asyncio.Lock()
         self._listening: concurrent.futures.Future[None] | None = None
 
     def start(self) -> None:
         """Start the lane and, in it, wait for a webhook secret and then serve (from the operator's loop)."""
         self.lane.start()
         self._listening = self.lane.submit(self._listen())
+        self._listening.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
-        if self.lane.running:
-            if self._listening is not None:
-                self._listening.cancel()
-            await self.lane.run(self._close())
-        await self.lane.stop()
-        self._listening = None
+        try:
+            if self.lane.running:
+                if self._listening is not None:
+                    self._listening.cancel()
+                await self.lane.run(self._close())
+        finally:
+            await self.lane.stop()
+            self._listening = None
 
     async def _close(self) -> None:
         await self.receiver.stop()
@@ -123,13 +127,14 @@ class Webhooks:
 
     async def _kube(self) -> kube.KubeClient:
         """The lane's Kubernetes client, opened with the operator's credentials (again after kopf logs in anew)."""
-        home = self.memo.kube
-        if self._client is None or self._client_of is not home:
-            if self._client is not None:
-                await self._client.close()
-            self._client = await kube.KubeClient(home.info).__aenter__()
-            self._client_of = home
-        return self._client
+        async with self._opening:  # one client at a time, and none left open
+            home = self.memo.kube
+            if self._client is None or self._client_of is not home:
+                previous = self._client
+                self._client, self._client_of = await kube.KubeClient(home.info).__aenter__(), home
+                if previous is not None:
+                    await previous.close()
+            return self._client
 
     async def _listen(self) -> None:
         """Wait for a webhook secret, then listen (the receiver refuses to start without one)."""
@@ -229,8 +234,16 @@ class Webhooks:
         env = indexing.lookup(self.indexes, kinds.ENVIRONMENT, namespace, follower.name) if commit else None
         if follower.kind == kinds.ENVIRONMENT and commit and env is not None and env.uid:
             manifest = environments.plan_manifest(namespace, env.name, env.uid, follower.branch, commit)
-            work.append(environments.create_plan(client, manifest))
+            work.append(self._create_plan(client, manifest))
         await asyncio.gather(*work)
+
+    async def _create_plan(self, client: kube.KubeClient, manifest: dict[str, Any]) -> None:
+        """The Plan, or a warning: the mark stands, and the Environment's reconcile creates it (or says why not)."""
+        try:
+            await environments.create_plan(client, manifest)
+        except kube.KubeError as e:
+            metadata = manifest["metadata"]
+            logger.warning(f"Plan {metadata['namespace']}/{metadata['name']} was not created: {e.message}")
 
     async def _pull_request(self, connections: list[Connection], mark: events.PullRequestMark) -> None:
         head = pull_requests.Head(mark.number, mark.head_ref, mark.head_sha, mark.base_ref)
@@ -315,6 +328,11 @@ def serve(memo: memos.Memo, indexes: Mapping[str, Any], *, host: str, count: rec
     webhooks = Webhooks(memo, indexes, host=host, count=count)
     webhooks.start()
     return webhooks
+
+
+def _log_failure(listening: concurrent.futures.Future[None]) -> None:
+    if not listening.cancelled() and listening.exception() is not None:
+        logger.error("The webhook receiver stopped.", exc_info=listening.exception())
 
 
 def _secret_refs(indexes: Mapping[str, Any]) -> tuple[SecretRef, ...]:

@@ -96,6 +96,15 @@ class PlanResult:
         return not self.summary.empty or any(a != "no-op" for a in self.output_changes.values())
 
 
+PLAN_NAME_SHA = 10  # hex digits of the commit in a branch Plan's name
+
+
+def branch_plan_name(environment: str, commit: str) -> str:
+    """The name of an Environment's Plan of a commit of its branch: one per commit, so creating it twice is
+    harmless."""
+    return f"{environment}-{commit[:PLAN_NAME_SHA]}"
+
+
 def plan_id(*, revision: str, inputs: Mapping[str, Any], plan_digest: str) -> str:
     """The identity approvals bind to: the revision, the inputs (vars, engine, destroy...) and the plan.
 
