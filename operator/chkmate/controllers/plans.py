@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -26,7 +25,7 @@ from chkmate import errors
 from chkmate.api import conditions as conds
 from chkmate.api import environments, kinds, plans, repoconfig
 from chkmate.clients import kube, storage, terraform
-from chkmate.controllers import indexing, polling, pull_requests, reconciling, registering, runners, sources
+from chkmate.controllers import indexing, pull_requests, reconciling, registering, runners, sources, superseding
 from chkmate.domain import costs, security
 from chkmate.domain import plans as plan_logic
 
@@ -34,7 +33,7 @@ Request = reconciling.Request[plans.PlanSpec, plans.PlanStatus]
 Outcome = reconciling.Outcome[plans.PlanStatus]
 
 APPROVE_ANNOTATION = "chkmate.dev/approve"
-SUPERSEDED_ANNOTATION = "chkmate.dev/supersededBy"
+SUPERSEDED_ANNOTATION = superseding.SUPERSEDED_ANNOTATION
 TERMINAL = frozenset({"Applied", "Failed", "Superseded", "NoChanges"})
 
 
@@ -51,9 +50,9 @@ async def reconcile_plan(request: Request) -> Outcome:
         request.spec.environment_ref.name,
         field="spec.environmentRef",
     )
-    newer = _newer(request, request.annotations)
+    newer = superseding.newer(request, request.annotations)
     if status.phase in (None, "Pending", "Planning", "Planned") and newer:
-        return _superseded_outcome(request, newer)
+        return superseding.outcome(request, newer)
     if status.phase in (None, "Pending", "Planning") and _runs_here(env):
         # Settings.run_concurrency: a burst of commits queues its local runs here (Job runs scale out instead).
         # Everything after the wait is read then: the Plan (a newer commit may have superseded it meanwhile), the
@@ -61,57 +60,10 @@ async def reconcile_plan(request: Request) -> Outcome:
         waits = request.memo.run_gate.locked()
         async with request.memo.run_gate:
             request = dataclasses.replace(request, now=datetime.datetime.now(datetime.UTC))
-            if waits and (newer := _newer(request, await _stored_annotations(request))):
-                return _superseded_outcome(request, newer)
+            if waits and (newer := superseding.newer(request, await superseding.stored_annotations(request))):
+                return superseding.outcome(request, newer)
             return await _prepare(request, env)
     return await _prepare(request, env)
-
-
-def _newer(request: Request, annotations: Mapping[str, str]) -> str | None:
-    """The Plan of a newer commit of the branch, when the Environment marked this branch Plan superseded by it: then
-    this one is not run, or not applied."""
-    return None if request.spec.pull_request else annotations.get(SUPERSEDED_ANNOTATION)
-
-
-def _moved_on(request: Request, env_body: dict[str, Any], branch: str, commit: str) -> str | None:
-    """For a branch Plan whose commit cannot be fetched: the Plan of the commit the Environment was last marked with,
-    when that is another one (the commit was force-pushed away, or this Plan's mark was overtaken before anyone
-    looked at it); None while this commit is still the branch's last known head."""
-    if request.status.phase not in (None, "Pending", "Planning") or request.spec.pull_request:
-        return None
-    annotations = env_body.get("metadata", {}).get("annotations") or {}
-    marked = sources.polled_commit(annotations.get(polling.POLLED_ANNOTATION), branch)
-    if not marked or marked == commit:
-        return None
-    return plan_logic.branch_plan_name(request.spec.environment_ref.name, marked)
-
-
-def _superseded_outcome(request: Request, newer: str) -> Outcome:
-    status = request.status
-    superseded = status.model_copy(update={"phase": "Superseded", "finished_at": conds.timestamp(request.now)})
-    if status.phase != "Planned":  # never ran: pushed before the newer commit, which is planned in its place
-        message = f"Superseded by {newer} before it ran."
-        planned = reconciling.Set(conds.Types.PLANNED, conds.FALSE, conds.Reasons.SUPERSEDED, message)
-    else:
-        planned = reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUPERSEDED, f"Superseded by {newer}.")
-    return Outcome(
-        status=superseded,
-        conditions=(
-            planned,
-            reconciling.Set(
-                conds.Types.APPROVED,
-                conds.FALSE,
-                conds.Reasons.SUPERSEDED,
-                f"A newer plan ({newer}) replaces this one; it can no longer be applied.",
-            ),
-        ),
-    )
-
-
-async def _stored_annotations(request: Request) -> Mapping[str, str]:
-    """The Plan's annotations as stored now (after a wait in line), not as when the reconcile began."""
-    found = await request.memo.kube.get(kube.ours(kinds.PLAN.plural), request.namespace, request.name)
-    return dict((found or {}).get("metadata", {}).get("annotations") or {})
 
 
 def _runs_here(env: indexing.Summary) -> bool:
@@ -138,8 +90,8 @@ async def _prepare(request: Request, env: indexing.Summary) -> Outcome:
         try:
             files = await sources.files_at(request.memo, source, commit)
         except sources.CommitNotFound:
-            if (moved := _moved_on(request, fresh, source.branch, commit)) is not None:
-                return _superseded_outcome(request, moved)
+            if (moved := superseding.moved_on(request, fresh, source.branch, commit)) is not None:
+                return superseding.outcome(request, moved)
             raise  # not (yet) on the branch as far as anyone knows: retried
         config = sources.repo_config(files)
         defaults = config.environments.get(env.name) if config is not None else None
