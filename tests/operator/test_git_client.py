@@ -149,14 +149,11 @@ async def test_a_dead_object_reader_is_replaced(
     assert reader._process is None
 
 
-async def test_only_the_most_recently_read_mirrors_keep_a_reader(
-    mirrors: git.Mirrors,
-    remote: git.Remote,
-    github: github_api.GitHubDouble,
-    git_server: gitserver.GitServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(git, "READERS", 1)
+async def read_two_mirrors(
+    mirrors: git.Mirrors, remote: git.Remote, github: github_api.GitHubDouble, git_server: gitserver.GitServer
+) -> tuple[git.Remote, str, str, git.ObjectReader]:
+    """``remote`` and a second repository fetched, then read in that order: the second remote, both heads, and the
+    reader the first read started."""
     github.create_repo("octo", "other")
     other_head = git_server.commit_files("octo", "other", "main", {"b.tf": "b = 1\n"}, "init")
     other = git.Remote(git_server.url("octo", "other"), token)
@@ -166,6 +163,18 @@ async def test_only_the_most_recently_read_mirrors_keep_a_reader(
     assert await mirrors.has_commit(remote, head)
     first = mirrors._readers[mirrors.path(remote)]
     assert await mirrors.has_commit(other, other_head)
+    return other, head, other_head, first
+
+
+async def test_only_the_most_recently_read_mirrors_keep_a_reader(
+    mirrors: git.Mirrors,
+    remote: git.Remote,
+    github: github_api.GitHubDouble,
+    git_server: gitserver.GitServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(git, "READERS", 1)
+    other, head, _, first = await read_two_mirrors(mirrors, remote, github, git_server)
     assert list(mirrors._readers) == [mirrors.path(other)] and first._process is None  # stopped
     assert await mirrors.read_tree(remote, head, "stacks/net/main.tf") == {"main.tf": b"a = 1\n"}  # a new one
 
@@ -177,15 +186,7 @@ async def test_a_reader_unread_for_a_while_stops(
     git_server: gitserver.GitServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    github.create_repo("octo", "other")
-    other_head = git_server.commit_files("octo", "other", "main", {"b.tf": "b = 1\n"}, "init")
-    other = git.Remote(git_server.url("octo", "other"), token)
-    for each in (remote, other):
-        await mirrors.fetch(each, ["main"])
-    head = git_server.head("octo", "infra", "main") or ""
-    assert await mirrors.has_commit(remote, head)
-    first = mirrors._readers[mirrors.path(remote)]
-    assert await mirrors.has_commit(other, other_head)
+    other, _, other_head, first = await read_two_mirrors(mirrors, remote, github, git_server)
     assert len(mirrors._readers) == 2 and first._process is not None  # both kept: far below READERS, recently read
     monkeypatch.setattr(git, "READER_IDLE", 0.0)
     assert await mirrors.read_tree(other, other_head) == {"b.tf": b"b = 1\n"}
