@@ -226,9 +226,8 @@ async def test_a_push_marks_the_environments_of_that_branch_at_once(
 async def test_a_pushed_commit_that_is_gone_by_the_time_git_looks_is_not_planned(
     infra: Cluster, hooks: GitHubHooks, git_server: gitserver.GitServer
 ) -> None:
-    """The Plan of a pushed commit is created with the delivery; when the commit turns out to have left the branch
-    (force-pushed away), that Plan ends superseded by the branch's real head, without running, and the head is
-    planned."""
+    """The Plan of a pushed commit is created with the delivery; when the commit turns out not to be on the branch
+    (force-pushed away) before anything ran, that Plan is deleted and the branch's real head is planned."""
     await infra.apply(environment("production", "main"))
     first = git_server.head("acme", "infra", "main") or ""
     await kube.wait_for(lambda: infra.get("Plan", f"production-{first[:10]}"), timeout=10)
@@ -238,10 +237,12 @@ async def test_a_pushed_commit_that_is_gone_by_the_time_git_looks_is_not_planned
     await hooks.accepted("push", push("main", vanished, before=first))
     await kube.wait_for(lambda: infra.get("Plan", f"production-{real[:10]}"), timeout=10)
 
-    gone = await infra.wait_condition("Plan", f"production-{vanished[:10]}", "Planned", "False", "Superseded")
-    assert gone["status"]["phase"] == "Superseded" and not gone["status"].get("planId")  # never ran
-    planned = next(c for c in gone["status"]["conditions"] if c["type"] == "Planned")
-    assert f"production-{real[:10]}" in planned["message"]
+    async def vanished_plan_gone() -> bool:
+        return await infra.get("Plan", f"production-{vanished[:10]}") is None
+
+    await kube.wait_for(vanished_plan_gone, timeout=10)
+    deleted = [r for r in infra.emulator if r.method == "DELETE" and r.name == f"production-{vanished[:10]}"]
+    assert deleted, "the vanished commit's Plan was created with the delivery, then deleted"
 
 
 async def test_a_pushed_commit_overtaken_before_anyone_looked_never_runs(
@@ -264,8 +265,9 @@ async def test_a_pushed_commit_overtaken_before_anyone_looked_never_runs(
         await hooks.accepted("push", push("main", vanished, before=first))
         await hooks.accepted("push", push("main", real, before=vanished) | {"forced": True})
         await annotation(infra, "Environment", "production", "chkmate.dev/polledRevision", f"main@sha1:{real}")
-    gone = await infra.wait_condition("Plan", f"production-{vanished[:10]}", "Planned", "False", "Superseded")
-    assert gone["status"]["phase"] == "Superseded" and not gone["status"].get("planId")
+    gone = await infra.wait_condition("Plan", f"production-{vanished[:10]}", "Planned", "True", "Superseded")
+    assert gone["status"]["phase"] == "Superseded" and not gone["status"].get("planId")  # never ran
+    await infra.wait_condition("Plan", f"production-{vanished[:10]}", "Ready", "True")  # nothing wrong: no alert
     await infra.wait_condition("Plan", f"production-{real[:10]}", "Planned", "True")
 
 
@@ -288,8 +290,10 @@ async def test_a_push_waiting_to_run_is_superseded_by_a_newer_one(
     await annotation(infra, "Plan", f"production-{older[:10]}", "chkmate.dev/supersededBy", f"production-{newer[:10]}")
     for _ in range(ours.settings.run_concurrency):
         ours.run_gate.release()
-    skipped = await infra.wait_condition("Plan", f"production-{older[:10]}", "Planned", "False", "Superseded")
-    assert skipped["status"]["phase"] == "Superseded" and not skipped["status"].get("planId")
+    skipped = await infra.wait_condition("Plan", f"production-{older[:10]}", "Planned", "True", "Superseded")
+    assert skipped["status"]["phase"] == "Superseded" and not skipped["status"].get("planId")  # never ran
+    planned = next(c for c in skipped["status"]["conditions"] if c["type"] == "Planned")
+    assert planned["message"] == f"Superseded by production-{newer[:10]} before it ran."
     await infra.wait_condition("Plan", f"production-{newer[:10]}", "Planned", "True")
 
 

@@ -54,15 +54,13 @@ async def reconcile_environment(request: Request) -> Outcome:
         created.add(plan_name(request.name, expected))
     head = await sources.head(memo, source, expected=expected)
     if expected and head != expected:  # the marked commit left the branch (force-push) before we looked
-        with contextlib.suppress(kube.NotFound):  # its Plan, if there is one, never runs (controllers.plans)
-            await _mark_superseded(request, plan_name(request.name, expected), plan_name(request.name, head))
+        await _forget_marked(request, plan_name(request.name, expected), mine, created)
     sources.repo_config(await sources.files_at(memo, source, head))  # InvalidRepoConfig stops here
     name = plan_name(request.name, head)
     if name not in created and not any(p.name == name for p in mine):
         await _create_plan(request, source.branch, head)
     for older in mine:  # every time: the index may have shown an older plan still Planning the last time
-        waiting = older.status.get("phase") not in plans.TERMINAL and not _superseded(older)
-        if older.name != name and waiting and await _behind(request, source, older, head):
+        if older.name != name and not _superseded(older) and await _replaced(request, source, older, head):
             await _mark_superseded(request, older.name, name)
     await _collect_garbage(request, [p for p in mine if p.name != name])
     phases: collections.Counter[Any] = collections.Counter(p.status.get("phase") or "Pending" for p in mine)
@@ -116,13 +114,32 @@ async def _create_plan(request: Request, branch: str, commit: str) -> None:
         request.logger.info(f"Created Plan {manifest['metadata']['name']!r} for {manifest['spec']['revision']}.")
 
 
-async def _behind(request: Request, source: sources.Source, plan: indexing.Summary, head: str) -> bool:
-    """Whether the Plan's commit is an ancestor of the head: a newer commit of the branch supersedes it (not yet
-    run: it never runs; waiting for approval: it cannot be applied). A commit not known to be older is left alone:
-    a push newer than the head this reconcile saw already has its Plan (the webhook receiver created it), and a
-    commit force-pushed away ends as superseded by itself when its run finds it gone (controllers.plans)."""
+async def _replaced(request: Request, source: sources.Source, plan: indexing.Summary, head: str) -> bool:
+    """Whether the head's Plan takes the place of this other branch Plan.
+
+    One waiting for approval (Planned): always, it can no longer be applied. One that has not run yet: when its
+    commit is an ancestor of the head, so a burst of pushes (each recorded with its Plan by the webhook receiver)
+    plans its last commit; a commit not known to be older is left alone (a push newer than the head this reconcile
+    saw). Only local runs are skipped so: a Job may be running for a Plan without a phase yet.
+    """
+    phase = plan.status.get("phase")
+    if phase == "Planned":
+        return True
+    if phase not in (None, "", "Pending") or request.spec.runner.mode != "Local":
+        return False
     commit = sources.polled_commit(str(plan.spec.get("revision") or ""), source.branch)
     return commit is not None and commit != head and await request.memo.mirrors.is_ancestor(source.remote, commit, head)
+
+
+async def _forget_marked(request: Request, name: str, mine: list[indexing.Summary], created: set[str]) -> None:
+    """A mark's commit is not on the branch after a fetch (force-pushed away before anyone looked): its Plan goes.
+    It cannot have started (every run fetches its commit first, and this one is not in the mirror), and deleting
+    rather than superseding it lets a poll plan it after all should the commit merely have been late to appear."""
+    known = next((p for p in mine if p.name == name), None)
+    if name not in created and (known is None or known.status.get("phase") not in (None, "", "Pending")):
+        return
+    if await request.memo.kube.delete(kube.ours(kinds.PLAN.plural), request.namespace, name):
+        request.logger.info(f"Deleted Plan {name!r}: its commit is not on the branch.")
 
 
 def _superseded(plan: indexing.Summary) -> bool:

@@ -52,7 +52,7 @@ async def reconcile_plan(request: Request) -> Outcome:
     )
     newer = superseding.newer(request, request.annotations)
     if status.phase in (None, "Pending", "Planning", "Planned") and newer:
-        return superseding.outcome(request, newer)
+        return await superseding.end(request, newer)
     if status.phase in (None, "Pending", "Planning") and _runs_here(env):
         # Settings.run_concurrency: a burst of commits queues its local runs here (Job runs scale out instead).
         # Everything after the wait is read then: the Plan (a newer commit may have superseded it meanwhile), the
@@ -61,7 +61,7 @@ async def reconcile_plan(request: Request) -> Outcome:
         async with request.memo.run_gate:
             request = dataclasses.replace(request, now=datetime.datetime.now(datetime.UTC))
             if waits and (newer := superseding.newer(request, await superseding.stored_annotations(request))):
-                return superseding.outcome(request, newer)
+                return await superseding.end(request, newer)
             return await _prepare(request, env)
     return await _prepare(request, env)
 
@@ -91,7 +91,7 @@ async def _prepare(request: Request, env: indexing.Summary) -> Outcome:
             files = await sources.files_at(request.memo, source, commit)
         except sources.CommitNotFound:
             if (moved := superseding.moved_on(request, fresh, source.branch, commit)) is not None:
-                return superseding.outcome(request, moved)
+                return await superseding.end(request, moved)
             raise  # not (yet) on the branch as far as anyone knows: retried
         config = sources.repo_config(files)
         defaults = config.environments.get(env.name) if config is not None else None

@@ -4,8 +4,9 @@ The Environment marks an unfinished branch Plan of an older commit (an ancestor 
 ``chkmate.dev/supersededBy=<newer plan>`` (:mod:`chkmate.controllers.environments`). Here, for the Plan controller:
 whether a Plan is so marked (:func:`newer`; also as stored after a wait in the run queue, :func:`stored_annotations`),
 whether a Plan whose commit cannot be fetched has been overtaken by the branch's mark (:func:`moved_on`), and the
-outcome that ends such a Plan (:func:`outcome`): one waiting for approval can no longer be applied, one that has not
-run never runs. Pull request Plans are never superseded by branch commits. I/O: reads the Plan (Kubernetes).
+end of such a Plan (:func:`end`): one waiting for approval can no longer be applied, one that has not run never
+runs. Pull request Plans are never superseded by branch commits. I/O: reads the Plan, releases the state lock of a
+Plan that never ran (Kubernetes).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from chkmate.api import conditions as conds
 from chkmate.api import kinds, plans
-from chkmate.clients import kube
+from chkmate.clients import kube, storage
 from chkmate.controllers import polling, reconciling, sources
 from chkmate.domain import plans as plan_logic
 
@@ -44,14 +45,17 @@ def moved_on(request: Request, env_body: dict[str, Any], branch: str, commit: st
     return plan_logic.branch_plan_name(request.spec.environment_ref.name, marked)
 
 
-def outcome(request: Request, newer: str) -> Outcome:
+async def end(request: Request, newer: str) -> Outcome:
+    """The Plan ends Superseded (Ready: nothing is wrong, a newer commit took its place). One that never ran lets go
+    of the state lock, should a run of it have been cut short with the operator (a local run dies with it)."""
     status = request.status
     superseded = status.model_copy(update={"phase": "Superseded", "finished_at": conds.timestamp(request.now)})
+    message = f"Superseded by {newer}."
     if status.phase != "Planned":  # never ran: pushed before the newer commit, which is planned in its place
         message = f"Superseded by {newer} before it ran."
-        planned = reconciling.Set(conds.Types.PLANNED, conds.FALSE, conds.Reasons.SUPERSEDED, message)
-    else:
-        planned = reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUPERSEDED, f"Superseded by {newer}.")
+        environment = request.spec.environment_ref.name
+        await storage.release_lock(request.memo.kube, request.namespace, environment, f"Plan/{request.name}")
+    planned = reconciling.Set(conds.Types.PLANNED, conds.TRUE, conds.Reasons.SUPERSEDED, message)
     return Outcome(
         status=superseded,
         conditions=(

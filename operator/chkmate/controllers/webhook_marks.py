@@ -45,7 +45,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from chkmate.api import kinds
@@ -225,17 +225,16 @@ class Webhooks:
             logger.debug(f"Push to {mark.repo_full_name}@{mark.branch}: marked {len(work)} object(s).")
 
     async def _moved(self, client: kube.KubeClient, namespace: str, follower: polling.Dependent, polled: str) -> None:
-        """Mark the object; an Environment also gets the Plan of the pushed commit (``polled`` names a commit)."""
+        """Mark the object; an Environment then gets the Plan of the pushed commit (``polled`` names a commit). The
+        mark comes first: a Plan whose commit cannot be fetched yet looks at the mark to tell a late commit (keep
+        trying) from one the branch has moved on from (controllers.superseding)."""
         patch = {"metadata": {"annotations": {polling.POLLED_ANNOTATION: polled}}}
-        work: list[Coroutine[Any, Any, object]] = [
-            client.patch(kube.ours(follower.kind.plural), namespace, follower.name, patch)
-        ]
+        await client.patch(kube.ours(follower.kind.plural), namespace, follower.name, patch)
         commit = sources.polled_commit(polled, follower.branch)
         env = indexing.lookup(self.indexes, kinds.ENVIRONMENT, namespace, follower.name) if commit else None
         if follower.kind == kinds.ENVIRONMENT and commit and env is not None and env.uid:
             manifest = environments.plan_manifest(namespace, env.name, env.uid, follower.branch, commit)
-            work.append(self._create_plan(client, manifest))
-        await asyncio.gather(*work)
+            await self._create_plan(client, manifest)
 
     async def _create_plan(self, client: kube.KubeClient, manifest: dict[str, Any]) -> None:
         """The Plan, or a warning: the mark stands, and the Environment's reconcile creates it (or says why not)."""
