@@ -7,8 +7,9 @@ immutable answers (commit present, message, ancestry) are cached. Commits are bu
 with a temporary index (blobs are written in-process by GitPython's object database). Pushes are never
 forced: a rejected push raises :class:`NonFastForward`.
 
-Tokens reach git only through a credential helper reading ``$GIT_TOKEN`` from the child's environment
-(FACTS.md): never in URLs, argv, the repo config or error messages. I/O: subprocesses and the work dir.
+Tokens reach git only through the child's environment (FACTS.md): an ``Authorization`` header sent with the first
+request, and a credential helper reading ``$GIT_TOKEN`` should the server ask anyway; never in URLs, argv, the repo
+config or error messages. I/O: subprocesses and the work dir.
 """
 
 from __future__ import annotations
@@ -395,14 +396,14 @@ class Mirrors:
             return failed.exit_status, b""
 
     async def _git(self, remote: Remote, *args: str, cwd: Path | None, op: str) -> str:
-        """A network git command authenticated with the remote's token through the credential helper."""
+        """A network git command authenticated with the remote's token (:func:`_authorization`)."""
         token = await remote.token() if remote.token is not None else None
         env = _authorization(remote.url, token) if token else {}
         self.operations[op] += 1
         command = ["git", "-c", "credential.helper=", "-c", f"credential.helper={CREDENTIAL_HELPER}", *args]
         started = time.monotonic()
         try:
-            secrets = (token, env["GIT_CONFIG_VALUE_0"].rsplit(" ", 1)[-1]) if token else ()
+            secrets = (token, _basic(token)) if token else ()
             out = await _run(command, cwd=cwd, env=_environment(env), stdin=None, timeout=self.timeout, secrets=secrets)
             return out.decode(errors="replace")
         finally:
@@ -579,10 +580,14 @@ def _authorization(url: str, token: str) -> dict[str, str]:
     saves the round trip git otherwise makes to be refused (401) before it asks its credential helper; the helper
     (:data:`CREDENTIAL_HELPER`, reading ``GIT_TOKEN``) still answers should the server ask anyway.
     """
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
     return {
         "GIT_TOKEN": token,
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": f"http.{url}.extraHeader",
-        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {_basic(token)}",
     }
+
+
+def _basic(token: str) -> str:
+    """The token as HTTP Basic credentials (redacted from errors too)."""
+    return base64.b64encode(f"x-access-token:{token}".encode()).decode()

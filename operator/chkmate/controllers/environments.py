@@ -4,9 +4,10 @@ On every change, poll or webhook mark (``chkmate.dev/polledRevision``, whose com
 without asking the remote again) or plan update (``chkmate.dev/planObserved``): resolve the source, read
 ``.chkmate.yml`` at the head (an invalid file stops everything, naming key and line), create the Plan of the
 head if there is none (named after the commit, so creating it twice is harmless; a webhook delivery creates the
-Plan of the pushed commit itself, and a poller's mark gets its Plan before any git work), mark older plans still
-waiting for approval as superseded, garbage-collect old plans beyond ``planHistory``, and report the last plan
-and the last applied revision. I/O: git (ls-remote, fetch), Kubernetes (Plans).
+Plan of the pushed commit itself, and a poller's mark gets its Plan before any git work), mark the other plans
+still waiting for approval, and the unstarted ones of older commits, as superseded, garbage-collect old plans
+beyond ``planHistory``, and report the last plan and the last applied revision. I/O: git (ls-remote, fetch),
+Kubernetes (Plans).
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from chkmate import API_VERSION, GROUP, VERSION
 from chkmate.api import conditions as conds
 from chkmate.api import environments, kinds
 from chkmate.clients import kube, storage
-from chkmate.controllers import indexing, memos, plan_runs, plans, polling, reconciling, registering, sources
+from chkmate.controllers import (
+    indexing,
+    memos,
+    plan_runs,
+    plans,
+    polling,
+    reconciling,
+    registering,
+    sources,
+    superseding,
+)
 from chkmate.domain import plans as plan_logic
 
 Request = reconciling.Request[environments.EnvironmentSpec, environments.EnvironmentStatus]
@@ -143,11 +154,11 @@ async def _forget_marked(request: Request, name: str, mine: list[indexing.Summar
 
 
 def _superseded(plan: indexing.Summary) -> bool:
-    return plans.SUPERSEDED_ANNOTATION in plan.annotations
+    return superseding.SUPERSEDED_ANNOTATION in plan.annotations
 
 
 async def _mark_superseded(request: Request, plan: str, newer: str) -> None:
-    patch = {"metadata": {"annotations": {plans.SUPERSEDED_ANNOTATION: newer}}}
+    patch = {"metadata": {"annotations": {superseding.SUPERSEDED_ANNOTATION: newer}}}
     await request.memo.kube.patch(kube.ours(kinds.PLAN.plural), request.namespace, plan, patch)
 
 

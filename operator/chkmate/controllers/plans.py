@@ -33,7 +33,6 @@ Request = reconciling.Request[plans.PlanSpec, plans.PlanStatus]
 Outcome = reconciling.Outcome[plans.PlanStatus]
 
 APPROVE_ANNOTATION = "chkmate.dev/approve"
-SUPERSEDED_ANNOTATION = superseding.SUPERSEDED_ANNOTATION
 TERMINAL = frozenset({"Applied", "Failed", "Superseded", "NoChanges"})
 
 
@@ -135,7 +134,6 @@ async def _plan(
             await storage.release_lock(memo.kube, request.namespace, env.name, holder)
     result = planned.result
     # The lock goes while the outputs are written (a plan changes no state): one round trip less on the way.
-    releasing = storage.release_lock(memo.kube, request.namespace, env.name, holder) if takes_lock else _done()
     saving = storage.save_plan_output(
         memo.kube,
         request.namespace,
@@ -145,7 +143,10 @@ async def _plan(
         plan_file=planned.artifact,
         labels={"chkmate.dev/plan": request.name, "chkmate.dev/environment": env.name},
     )
-    _, stored = await asyncio.gather(releasing, saving)
+    if takes_lock:
+        stored, _ = await asyncio.gather(saving, storage.release_lock(memo.kube, request.namespace, env.name, holder))
+    else:
+        stored = await saving
     estimate = costs.estimate(result.changes, region=env_spec.region)
     report = security.scan(
         result.changes, files={p: d.decode(errors="replace") for p, d in files.items() if p.endswith(".tf")}
@@ -399,10 +400,6 @@ def _commit(revision: str | None) -> str | None:
 def _summary_line(status: plans.PlanStatus) -> str:
     summary = status.summary or environments.PlanSummary()
     return plan_logic.Summary(summary.add, summary.change, summary.destroy).line()
-
-
-async def _done() -> None:
-    """Nothing to wait for (in place of a lock release when the run took no lock)."""
 
 
 def _with_status(request: Request, status: plans.PlanStatus) -> Request:

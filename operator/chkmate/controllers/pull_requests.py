@@ -58,7 +58,7 @@ MERGED_ANNOTATION = "chkmate.dev/mergedPullRequests"  # on an Environment: its l
 FAIL_SEVERITY_ANNOTATION = "chkmate.dev/checkFailSeverity"
 DEFAULT_FAIL_SEVERITY: security.Severity = "high"
 MERGED_KEPT = 5  # merges remembered per Environment: more than can land while one merge commit is planned
-PLAN_NAME_SHA = 10
+PLAN_NAME_SHA = plan_logic.PLAN_NAME_SHA
 RUNNING = frozenset({None, "Pending", "Planning"})
 DECIDING_REVIEWS = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})  # a later COMMENTED review changes nothing
 

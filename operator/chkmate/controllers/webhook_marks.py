@@ -3,7 +3,7 @@
 :func:`serve` (called by the startup handler when ``webhook_port`` is set) starts one
 :class:`chkmate.webhooks.receiver.Receiver` for every GitHubConnection, in a lane of its own
 (:mod:`chkmate.controllers.lanes`: a thread with its own event loop and its own Kubernetes client), so that a
-delivery is answered and marked within milliseconds however busy kopf's handlers keep the operator's loop. The
+push delivery waits for its own API calls only, however busy kopf's handlers keep the operator's loop. The
 receiver reads kopf's indexes from there (:mod:`chkmate.controllers.indexing` reads are safe across threads) and
 gets three callbacks:
 
@@ -16,8 +16,8 @@ gets three callbacks:
   - ``PushMark``: the links and environments following that repository and branch get
     ``chkmate.dev/polledRevision=<branch>@sha1:<after>``, exactly what the poller writes, but now (an Environment
     lists the remote afresh when its mark names a commit it has not seen). Each Environment's Plan of the pushed
-    commit is created at the same time, as its reconcile would (:func:`chkmate.controllers.environments.plan_manifest`):
-    a push is planned within one API call, and the reconcile that follows finds the Plan there.
+    commit is then created, as its reconcile would (:func:`chkmate.controllers.environments.plan_manifest`): a push
+    is planned within two API calls, and the reconcile that follows finds the Plan there.
   - ``PullRequestMark``: opened, synchronize, reopened: a Plan of the head for each Environment with
     ``planOnPullRequest`` deploying the base branch (unset: as the base branch's ``.chkmate.yml`` says, read once
     per branch from the mirror); closed: the pull request's Plans are deleted, and a merge is recorded on those
@@ -231,8 +231,10 @@ class Webhooks:
         patch = {"metadata": {"annotations": {polling.POLLED_ANNOTATION: polled}}}
         await client.patch(kube.ours(follower.kind.plural), namespace, follower.name, patch)
         commit = sources.polled_commit(polled, follower.branch)
-        env = indexing.lookup(self.indexes, kinds.ENVIRONMENT, namespace, follower.name) if commit else None
-        if follower.kind == kinds.ENVIRONMENT and commit and env is not None and env.uid:
+        if follower.kind != kinds.ENVIRONMENT or commit is None:
+            return
+        env = indexing.lookup(self.indexes, kinds.ENVIRONMENT, namespace, follower.name)
+        if env is not None and env.uid:
             manifest = environments.plan_manifest(namespace, env.name, env.uid, follower.branch, commit)
             await self._create_plan(client, manifest)
 

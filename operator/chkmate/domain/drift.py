@@ -18,7 +18,7 @@ from chkmate.domain import plans as plan_logic
 from chkmate.domain import redaction
 
 SHORT_SHA = 12
-PLAN_NAME_SHA = 10  # as the Environment controller names the Plan of a commit
+PLAN_NAME_SHA = plan_logic.PLAN_NAME_SHA  # as the Environment controller names the Plan of a commit
 # Listed in the condition message: statuses stay small whatever drifted.
 LISTED_IN_MESSAGE = 10
 # What a plan's create/delete means when the code is right and the infrastructure drifted.
